@@ -1,0 +1,216 @@
+"""Adaptive compute allocation, evaluated offline on recorded samples.
+
+A policy sees one problem's samples one at a time, in a random order of the recorded ones, and decides
+from what it has seen so far (never from the label) how many solutions to draw and whether to verify.
+Replaying each problem under ``n_orders`` random orders gives its expected success and compute.
+
+Compute is in solution-equivalents, the seeds' unit: a solution costs 1 and a verification costs λ
+(mean verification tokens / mean solution tokens, or a FLOPs ratio), so C(S, V) = S(1 + λV) for a fixed
+budget. Votes are over ``answer_class`` (the grader's equivalence); ties between top classes count the
+fraction of tied classes that are correct (the "expected" rule); a solution without an answer never wins.
+
+Policies (each a small frozen dataclass with ``run(samples, order, rng) -> Outcome``):
+- ``Fixed(S, V)``: the fixed-budget baseline (majority vote if V == 0, else best-of-N by mean P(Yes)).
+- ``StopWhenAgree(k, s_max)``: draw until some answer has k votes, at most s_max solutions; majority vote.
+  With k > s_max it never stops early and equals ``Fixed(s_max, 0)``.
+- ``VerifyWhenSplit(S, V, agreement)``: draw S; if the top answer's share is ≥ ``agreement`` take the vote,
+  otherwise verify every solution V times and take best-of-N. ``agreement > 1`` always verifies.
+- ``ByDifficulty(probe, table)``: draw ``probe`` solutions, bin the problem by the top answer's share among
+  them (an estimate of difficulty from early samples), then continue with the (S, V) chosen for that bin.
+  ``fit_by_difficulty`` chooses the per-bin (S, V) on a tuning split of problems.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass(frozen=True)
+class ProblemSamples:
+    """One problem's recorded samples: answer class (-1 = no answer), correctness and verifier scores."""
+
+    classes: np.ndarray  # (N,) int
+    correct: np.ndarray  # (N,) bool
+    scores: np.ndarray | None = None  # (N, V_rec) p_yes per verification; NaN where missing
+
+
+@dataclass(frozen=True)
+class Outcome:
+    success: float
+    solutions: int
+    verifications: int
+
+
+def vote(classes: np.ndarray, correct: np.ndarray) -> float:
+    """Expected correctness of a majority vote over ``classes`` (ties split evenly; no answer never wins)."""
+    answered = classes >= 0
+    if not answered.any():
+        return 0.0
+    counts = np.bincount(classes[answered])
+    top = np.flatnonzero(counts == counts.max())
+    correct_classes = np.unique(classes[answered & correct])
+    return float(np.isin(top, correct_classes).mean())
+
+
+def best_of(correct: np.ndarray, score: np.ndarray) -> float:
+    """Expected correctness of picking the highest score (ties split evenly; NaN scores never win)."""
+    score = np.where(np.isnan(score), -np.inf, score)
+    best = score == score.max()
+    return float(correct[best].mean())
+
+
+def _verify(samples: ProblemSamples, idx: np.ndarray, v: int, rng: np.random.Generator) -> float:
+    if samples.scores is None or samples.scores.shape[1] < v:
+        raise ValueError(f"policy asks for V={v} verifications per solution; the run recorded "
+                         f"{0 if samples.scores is None else samples.scores.shape[1]}")
+    cols = rng.permuted(np.tile(np.arange(samples.scores.shape[1]), (idx.size, 1)), axis=1)[:, :v]
+    score = np.nanmean(samples.scores[idx[:, None], cols], axis=1) if v else np.zeros(idx.size)
+    return best_of(samples.correct[idx], score)
+
+
+@dataclass(frozen=True)
+class Fixed:
+    S: int
+    V: int = 0
+
+    def run(self, samples: ProblemSamples, order: np.ndarray, rng: np.random.Generator) -> Outcome:
+        idx = order[: self.S]
+        if self.V == 0:
+            return Outcome(vote(samples.classes[idx], samples.correct[idx]), idx.size, 0)
+        return Outcome(_verify(samples, idx, self.V, rng), idx.size, idx.size * self.V)
+
+
+@dataclass(frozen=True)
+class StopWhenAgree:
+    k: int
+    s_max: int
+
+    def run(self, samples: ProblemSamples, order: np.ndarray, rng: np.random.Generator) -> Outcome:
+        idx = order[: self.s_max]
+        cls = samples.classes[idx]
+        # Votes of each sample's class among the samples drawn up to and including it.
+        seen = np.zeros(idx.size, int)
+        for c in np.unique(cls[cls >= 0]):
+            hit = cls == c
+            seen[hit] = np.cumsum(hit)[hit]
+        reached = np.flatnonzero(seen >= self.k)
+        n = int(reached[0]) + 1 if reached.size else idx.size
+        return Outcome(vote(cls[:n], samples.correct[idx[:n]]), n, 0)
+
+
+@dataclass(frozen=True)
+class VerifyWhenSplit:
+    S: int
+    V: int
+    agreement: float
+
+    def run(self, samples: ProblemSamples, order: np.ndarray, rng: np.random.Generator) -> Outcome:
+        idx = order[: self.S]
+        if _top_share(samples.classes[idx]) >= self.agreement:
+            return Outcome(vote(samples.classes[idx], samples.correct[idx]), idx.size, 0)
+        return Outcome(_verify(samples, idx, self.V, rng), idx.size, idx.size * self.V)
+
+
+def _top_share(classes: np.ndarray) -> float:
+    answered = classes[classes >= 0]
+    return float(np.bincount(answered).max() / classes.size) if answered.size else 0.0
+
+
+def difficulty_bin(classes: np.ndarray, edges: tuple[float, ...]) -> int:
+    """Bin index of a problem from the top answer's share among its probe samples (0 = most split)."""
+    return int(np.searchsorted(edges, _top_share(classes), side="right"))
+
+
+@dataclass(frozen=True)
+class ByDifficulty:
+    probe: int
+    edges: tuple[float, ...]
+    choices: tuple[tuple[int, int], ...]  # (S, V) per bin; S counts the probe samples
+
+    def run(self, samples: ProblemSamples, order: np.ndarray, rng: np.random.Generator) -> Outcome:
+        b = difficulty_bin(samples.classes[order[: self.probe]], self.edges)
+        s, v = self.choices[b]
+        return Fixed(max(s, self.probe), v).run(samples, order, rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+def replay(policy, problems: list[ProblemSamples], n_orders: int = 16, seed: int = 0) -> np.ndarray:
+    """Per-problem expected (success, solutions, verifications) over ``n_orders`` random orders: (P, 3)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(problems), 3))
+    for i, samples in enumerate(problems):
+        for _ in range(n_orders):
+            o = policy.run(samples, rng.permutation(samples.classes.size), rng)
+            out[i] += (o.success, o.solutions, o.verifications)
+    return out / n_orders
+
+
+def summarize(name: str, per_problem: np.ndarray, lam: float, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Success and compute (solution-equivalents, 1 + λ per verification) with bootstrap CIs over problems."""
+    compute = per_problem[:, 1] + lam * per_problem[:, 2]
+    rng = np.random.default_rng(seed)
+    boot = rng.integers(0, len(per_problem), (n_boot, len(per_problem)))
+    succ = per_problem[boot, 0].mean(axis=1)
+    return {
+        "policy": name,
+        "success": float(per_problem[:, 0].mean()),
+        "success_lo": float(np.quantile(succ, 0.025)),
+        "success_hi": float(np.quantile(succ, 0.975)),
+        "solutions": float(per_problem[:, 1].mean()),
+        "verifications": float(per_problem[:, 2].mean()),
+        "compute": float(compute.mean()),
+    }
+
+
+def fit_by_difficulty(problems: list[ProblemSamples], probe: int, edges: tuple[float, ...],
+                      grid: list[tuple[int, int]], lam: float, price: float,
+                      n_orders: int = 8, seed: int = 0) -> ByDifficulty:
+    """Choose (S, V) per difficulty bin maximising success − price · compute on ``problems`` (a tuning split).
+
+    Bins come from the probe samples only, so the choice never looks at labels of the evaluated split.
+    Sweeping ``price`` traces the policy's success-vs-compute curve.
+    """
+    rng = np.random.default_rng(seed)
+    bins = np.array([difficulty_bin(p.classes[rng.permutation(p.classes.size)[:probe]], edges)
+                     for p in problems])
+    choices = []
+    for b in range(len(edges) + 1):
+        members = [p for p, pb in zip(problems, bins) if pb == b]
+        if not members:
+            choices.append(min(grid, key=lambda sv: sv[0] * (1 + lam * sv[1])))
+            continue
+        def utility(sv):
+            r = replay(Fixed(*sv), members, n_orders, seed)
+            return r[:, 0].mean() - price * (r[:, 1] + lam * r[:, 2]).mean()
+        choices.append(max(grid, key=utility))
+    return ByDifficulty(probe, edges, tuple(choices))
+
+
+def problems_from_tables(solutions: pl.DataFrame, verifications: pl.DataFrame | None,
+                         verifier: str | None = None) -> tuple[list[str], list[ProblemSamples]]:
+    """Build per-problem samples from the pipeline's tables (one verifier's p_yes when given)."""
+    sol = solutions.sort(["problem_id", "solution_idx"])
+    scores = {}
+    if verifications is not None and verifier is not None:
+        ver = verifications.filter(pl.col("verifier") == verifier).sort(
+            ["problem_id", "solution_idx", "verification_idx"])
+        for (pid,), g in ver.group_by(["problem_id"], maintain_order=True):
+            v = g.group_by("solution_idx", maintain_order=True).agg(pl.col("p_yes"))
+            width = max(len(x) for x in v["p_yes"].to_list())
+            mat = np.full((sol.filter(pl.col("problem_id") == pid).height, width), np.nan)
+            for s_idx, ps in zip(v["solution_idx"].to_list(), v["p_yes"].to_list()):
+                mat[s_idx, : len(ps)] = [np.nan if p is None else p for p in ps]
+            scores[pid] = mat
+    ids, out = [], []
+    for (pid,), g in sol.group_by(["problem_id"], maintain_order=True):
+        ids.append(pid)
+        out.append(ProblemSamples(
+            classes=g["answer_class"].fill_null(-1).to_numpy().astype(int),
+            correct=g["is_correct"].fill_null(False).to_numpy().astype(bool),
+            scores=scores.get(pid),
+        ))
+    return ids, out
