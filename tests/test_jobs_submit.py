@@ -1,0 +1,176 @@
+"""jobs.submit against a real local Ray head (127.0.0.1, token auth on, canary token), started once here.
+
+The plumbing tests submit to a stand-in ``pipeline.run`` (a temp working_dir whose module echoes its
+arguments) so quoting, uploads, logs, status and stop are checked in seconds; the tiny real pipeline's
+end-to-end job is in test_jobs_pipeline_e2e.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jobs import submit
+
+pytestmark = pytest.mark.slow
+
+STAND_IN = textwrap.dedent('''
+    """Stand-in for pipeline.run: records its argv and the uploaded files, optionally sleeps."""
+    import json, os, sys, time
+    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    run_dir = os.path.join(args["output_dir"], args["run_id"])
+    os.makedirs(run_dir, exist_ok=True)
+    json.dump({"argv": sys.argv[1:], "files": sorted(os.listdir("."))}, open(os.path.join(run_dir, "argv.json"), "w"))
+    print("stand-in pipeline got", len(sys.argv) - 1, "args", flush=True)
+    time.sleep(float(args.get("+sleep", 0)))
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RayHead:
+    """A `ray start --head --block` process group owned by this test session."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="svray-"))  # short: Ray's socket paths have a length limit
+        self.token = f"canary-{uuid.uuid4().hex}"
+        self.dashboard_port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        # The head enables token auth because a token is present; no draining on SIGTERM (tests only).
+        env.update(RAY_AUTH_TOKEN=self.token, RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
+                   PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+        cmd = ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
+               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+               f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+               "--num-cpus=2", "--object-store-memory=200000000", f"--temp-dir={self.tmp}",
+               "--disable-usage-stats", "--include-dashboard=true"]
+        self.log = open(self.tmp / "head.log", "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                submit.connect(self.address).get_version()
+                return
+            except Exception:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Ray head did not start: {(self.tmp / 'head.log').read_text()[-3000:]}")
+                time.sleep(1)
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    head = RayHead()
+    saved = os.environ.get("RAY_AUTH_TOKEN")
+    os.environ["RAY_AUTH_TOKEN"] = head.token  # what a user exports; jobs.submit reads it from here
+    try:
+        head.wait_ready()
+        yield head
+    finally:
+        head.stop()
+        if saved is None:
+            os.environ.pop("RAY_AUTH_TOKEN", None)
+        else:
+            os.environ["RAY_AUTH_TOKEN"] = saved
+
+
+@pytest.fixture(scope="module")
+def stand_in_repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    (repo / "pipeline").mkdir()
+    (repo / "pipeline" / "__init__.py").write_text("")
+    (repo / "pipeline" / "run.py").write_text(STAND_IN)
+    for excluded in (".git", "runs", ".venv", "wandb"):
+        (repo / excluded).mkdir()
+        (repo / excluded / "big.bin").write_bytes(os.urandom(1024))
+    return repo
+
+
+def _spec(repo: Path, out: Path, *overrides: str) -> submit.JobSpec:
+    return submit.JobSpec(overrides=overrides, run_id=f"t-{uuid.uuid4().hex[:8]}", output_dir=str(out),
+                          working_dir=str(repo), python=sys.executable)
+
+
+def test_submit_quotes_overrides_uploads_repo_without_excluded_dirs(ray_head, stand_in_repo, tmp_path, capsys):
+    overrides = ("dataset=toy", "+note='two words; $HOME \"q\"'", "budget.solutions=4")
+    spec = _spec(stand_in_repo, tmp_path, *overrides)
+    client = submit.connect(ray_head.address)
+    job_id = submit.submit(client, spec)
+    assert job_id == f"sv-{spec.run_id}"
+    assert submit.follow(client, job_id) == "SUCCEEDED"
+    got = json.loads((tmp_path / spec.run_id / "argv.json").read_text())
+    assert got["argv"] == [*overrides, f"output_dir={tmp_path}", f"run_id={spec.run_id}"]
+    assert "pipeline" in got["files"]
+    assert not {".git", "runs", ".venv", "wandb"} & set(got["files"])
+    assert submit.run_dir_of(client, job_id) == f"{tmp_path}/{spec.run_id}"
+    logs = client.get_job_logs(job_id)
+    assert "stand-in pipeline got 5 args" in logs
+    assert ray_head.token not in logs
+    assert ray_head.token not in json.dumps(client.get_job_info(job_id).runtime_env)
+    capsys.readouterr()  # drop the followed logs
+    for command, expected in (("status", "SUCCEEDED"), ("where", f"{tmp_path}/{spec.run_id}")):
+        assert submit.main(["--address", ray_head.address, command, job_id]) == 0
+        assert capsys.readouterr().out.strip() == expected
+
+
+def test_cli_submit_follows_logs_and_prints_run_dir(ray_head, stand_in_repo, tmp_path, capsys):
+    code = submit.main(["--address", ray_head.address, "submit", "--run-id", "cli-run", "--output-dir",
+                        str(tmp_path), "--working-dir", str(stand_in_repo), "--python", sys.executable,
+                        "--", "dataset=toy"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "stand-in pipeline got 3 args" in out
+    assert out.rstrip().endswith(f"job sv-cli-run SUCCEEDED; run directory: {tmp_path}/cli-run")
+    assert ray_head.token not in out
+
+
+def test_stop_a_running_job(ray_head, stand_in_repo, tmp_path, capsys):
+    spec = _spec(stand_in_repo, tmp_path, "+sleep=120")
+    client = submit.connect(ray_head.address)
+    job_id = submit.submit(client, spec)
+    deadline = time.monotonic() + 60
+    while submit.status(client, job_id) != "RUNNING":
+        assert time.monotonic() < deadline, "job never started"
+        time.sleep(0.5)
+    assert submit.main(["--address", ray_head.address, "stop", job_id]) == 0
+    assert capsys.readouterr().out.strip() == f"{job_id}: stop requested"
+    assert submit.wait(client, job_id, timeout_s=60, poll_s=0.5) == "STOPPED"
+
+
+def test_no_token_is_refused(ray_head, monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    with pytest.raises(Exception, match="Authentication required"):
+        submit.connect(ray_head.address).list_jobs()
+    monkeypatch.setenv("WRONG_TOKEN", "not-the-token")
+    with pytest.raises(Exception, match="Authentication failed"):
+        submit.connect(ray_head.address, token_env="WRONG_TOKEN").list_jobs()
