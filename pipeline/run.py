@@ -1,0 +1,339 @@
+"""Solve -> grade -> verify a problem set and write its Parquet tables; resumable after any kill.
+
+Launch (embedded toy default, CPU):  python -m pipeline.run
+Override example:                    python -m pipeline.run dataset=math500 budget.solutions=64
+Sweep example:                       python -m pipeline.run --multirun budget.solutions=4,8
+
+``run(cfg)`` holds the logic; ``main`` only converts Hydra's config into the typed ``RunConfig``.
+Stages run through Ray Data with fixed pools of engine replicas; the driver consumes the stage outputs
+and commits whole units itself (``pipeline.store``), so rerunning the same command on the same
+``output_dir``/``run_id`` continues where a killed run stopped, and a finished run does nothing.
+
+Modes (``cluster.mode``): ``phased`` (default, one engine pool alive at a time: solve + grade
+everything pending, then verify) and ``streaming`` (solve -> grade -> verify chained in one Ray Data
+pipeline, both pools alive; for clusters).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import faults
+from pipeline.config import RunConfig, to_run_config
+from pipeline.datasets import load_problems
+from pipeline.engine import check_model_path, load_tokenizer, resolve_sampling
+from pipeline.manifest import Invocation, Manifest, StageStats
+from pipeline.progress import Progress, Summary, format_summary, summarize
+from pipeline.prompts import get_prompt
+from pipeline.schema import SOLUTIONS
+from pipeline.solve import GradeStage, SolveStage, prepare_solve, solution_rows
+from pipeline.store import TableStore, UnitBuffer
+from pipeline.verify import VerifyStage, verdict_token_ids, verification_rows
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    summary: Summary
+    stages: dict[str, StageStats]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray and Ray Data plumbing
+# ---------------------------------------------------------------------------------------------
+def _ensure_ray(cfg: RunConfig) -> bool:
+    """Connect to the configured cluster or start a local one; True when this call started it."""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    c = cfg.cluster
+    if c.address is None:
+        # Logical CPUs, not cores: the replicas and the grading actor each hold one, and Ray Data's own
+        # tasks need a few more; the engines themselves use the machine's cores as they can.
+        num_cpus = c.num_cpus or max(4, os.cpu_count() or 1)
+        ray.init(num_cpus=num_cpus, object_store_memory=c.object_store_memory, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(address=c.address, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = sys.stdout.isatty()
+    ctx.execution_options.preserve_order = False
+    return True
+
+
+def _dataset(table: pa.Table, rows_per_block: int):
+    """A Ray Dataset of ``table`` in blocks of ``rows_per_block`` rows (so every replica gets work)."""
+    import ray
+
+    blocks = [table.slice(i, rows_per_block) for i in range(0, table.num_rows, rows_per_block)]
+    return ray.data.from_arrow(blocks)
+
+
+def _pool_args(cfg: RunConfig, replicas: int) -> dict:
+    c = cfg.cluster
+    args = dict(concurrency=(replicas, replicas), num_cpus=c.replica_num_cpus, batch_format="pyarrow",
+                batch_size=c.batch_size)
+    if c.replica_num_gpus:
+        args["num_gpus"] = c.replica_num_gpus
+    if c.replica_resources:
+        args["resources"] = dict(c.replica_resources)
+    return args
+
+
+def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict):
+    ds = _dataset(requests, cfg.cluster.batch_size)
+    ds = ds.map_batches(SolveStage, fn_constructor_kwargs=dict(
+        model=cfg.solver, seed=cfg.budget.seed, solutions=cfg.budget.solutions, sampling=sampling["solver"]),
+        **_pool_args(cfg, cfg.solver.replicas))
+    return ds.map_batches(GradeStage, fn_constructor_kwargs=dict(
+        grader=cfg.dataset.grader, timeout_s=cfg.grading.timeout_s, processes=cfg.grading.processes,
+        step_rule=cfg.verification.step_rule), concurrency=(1, 1), num_cpus=1, batch_size=None,
+        batch_format="pyarrow")
+
+
+def _verify(cfg: RunConfig, ds, sampling: dict):
+    return ds.map_batches(VerifyStage, fn_constructor_kwargs=dict(
+        model=cfg.verifier_model, seed=cfg.budget.seed, prompt_name=cfg.prompt.verifier,
+        verifications=cfg.budget.verifications, sampling=sampling["verifier"]),
+        **_pool_args(cfg, cfg.verifier_model.replicas))
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver-side commits
+# ---------------------------------------------------------------------------------------------
+class _Committer:
+    """Turns stage outputs into table rows, commits whole units, keeps the invocation's counts."""
+
+    def __init__(self, cfg: RunConfig, stores: dict[str, TableStore], inv: Invocation):
+        self.cfg, self.inv = cfg, inv
+        c = cfg.cluster
+        self.solutions = UnitBuffer(stores["solutions"], c.max_rows_per_part, c.commit_interval_s)
+        self.verifications = UnitBuffer(stores["verifications"], c.max_rows_per_part, c.commit_interval_s,
+                                        depends_on=self.solutions)
+
+    def solved(self, batch: pa.Table) -> pa.Table:
+        """Commit graded problem rows (all S solutions of each problem); returns the solution rows."""
+        faults.hit("mid_solve")
+        rows = solution_rows(batch, self.cfg.run_id, self.cfg.solver.name, self.cfg.budget.seed)
+        self.add_solutions(rows, batch.num_rows, int(pc.sum(batch.column("prompt_tokens")).as_py() or 0),
+                           int(pc.sum(batch.column("cached_prompt_tokens")).as_py() or 0))
+        return rows
+
+    def add_solutions(self, rows: pa.Table, problems: int, prompt_tokens: int, cached_tokens: int) -> None:
+        """Buffer the solution rows of ``problems`` whole problems (one request each) for commit."""
+        s = self.inv.stages["solve"]
+        s.units += problems
+        s.requests += problems
+        s.rows += rows.num_rows
+        s.prompt_tokens += prompt_tokens
+        s.cached_prompt_tokens += cached_tokens
+        s.completion_tokens += int(pc.sum(rows.column("completion_tokens")).as_py() or 0)
+        self.solutions.add(rows)
+
+    def verified(self, batch: pa.Table) -> int:
+        """Commit verified solution rows (all V verifications of each); returns generated tokens."""
+        faults.hit("mid_verify")
+        v = self.cfg.verification
+        rows = verification_rows(batch, self.cfg.run_id, v.name, v.kind, self.cfg.verifier_model.name,
+                                 self.cfg.budget.seed)
+        s = self.inv.stages["verify"]
+        s.units += batch.num_rows
+        s.rows += rows.num_rows
+        s.requests += batch.num_rows
+        s.prompt_tokens += int(pc.sum(batch.column("v_prompt_tokens")).as_py() or 0)
+        s.cached_prompt_tokens += int(pc.sum(batch.column("v_cached_prompt_tokens")).as_py() or 0)
+        tokens = int(pc.sum(rows.column("completion_tokens")).as_py() or 0)
+        s.completion_tokens += tokens
+        s.extra_tokens += int(pc.sum(batch.column("v_cue_tokens")).as_py() or 0)
+        self.verifications.add(rows)
+        return tokens
+
+    def flush(self) -> None:
+        self.verifications.flush()  # flushes solutions first (depends_on)
+        self.solutions.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+def _pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem_text: dict[str, str]) -> pa.Table:
+    """Solutions without verifications by this verifier, with their problem text (per-part reads)."""
+    done = {(p, s) for p, s, v in stores["verifications"].done_units(["problem_id", "solution_idx", "verifier"])
+            if v == cfg.verification.name}
+    parts = []
+    for t in stores["solutions"].iter_columns(["problem_id", "solution_idx", "text"]):
+        keep = [(p, s) not in done for p, s in zip(t.column("problem_id").to_pylist(),
+                                                    t.column("solution_idx").to_pylist())]
+        t = t.filter(pa.array(keep, pa.bool_()))
+        parts.append(t.append_column("problem", pa.array([problem_text[p] for p in t.column("problem_id").to_pylist()],
+                                                         pa.string())))
+    schema = pa.schema([("problem_id", pa.string()), ("solution_idx", pa.int32()), ("text", pa.string()),
+                        ("problem", pa.string())])
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _stage(inv: Invocation, name: str, replicas: int) -> StageStats:
+    inv.stages[name] = StageStats(replicas=replicas)
+    return inv.stages[name]
+
+
+def _close_stage(stats: StageStats, t0: float) -> None:
+    stats.wall_s = time.monotonic() - t0
+    stats.replica_seconds = stats.wall_s * stats.replicas
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Run (or continue) the configured run in ``cfg.run_dir``; see the module doc."""
+    verify_on = cfg.budget.verifications > 0
+    # --- everything that can be wrong with the inputs fails here, before any engine starts ---
+    check_model_path(cfg.solver, "solver")
+    if verify_on:
+        check_model_path(cfg.verifier_model, cfg.verification.model)
+    problems = load_problems(cfg.dataset)
+    inputs = prepare_solve(cfg, problems, load_tokenizer(cfg.solver))
+    solver_prompt = get_prompt(cfg.prompt.solver)
+    sampling = {"solver": resolve_sampling(cfg.solver, cfg.budget.solver, solver_prompt.stop)}
+    if verify_on:
+        verdict_token_ids(load_tokenizer(cfg.verifier_model), get_prompt(cfg.prompt.verifier))
+        sampling["verifier"] = resolve_sampling(cfg.verifier_model, cfg.budget.verifier)
+
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(run_dir)
+    inv = manifest.begin(cfg, {k: asdict(v) for k, v in sampling.items()})
+    stores = {t: TableStore(run_dir, t) for t in ("problems", "solutions", "verifications")}
+    inv.recovered = {t: asdict(s.recover()) for t, s in stores.items()}
+
+    done_problems = stores["problems"].done_units(["problem_id"])
+    new = inputs.problems.filter(pa.array([p not in done_problems for p in
+                                           inputs.problems.column("problem_id").to_pylist()], pa.bool_()))
+    for i in range(0, new.num_rows, cfg.cluster.max_rows_per_part):
+        stores["problems"].commit(new.slice(i, cfg.cluster.max_rows_per_part))
+
+    solved = {p for (p,) in stores["solutions"].done_units(["problem_id"])}
+    requests = inputs.requests.filter(pa.array([p not in solved for p in
+                                                inputs.requests.column("problem_id").to_pylist()], pa.bool_()))
+    problem_text = dict(zip(inputs.requests.column("problem_id").to_pylist(),
+                            inputs.requests.column("problem").to_pylist()))
+    committer = _Committer(cfg, stores, inv)
+    started_ray = False
+    try:
+        if requests.num_rows:
+            started_ray = _ensure_ray(cfg)
+            if cfg.cluster.mode == "streaming" and verify_on:
+                _run_streaming(cfg, requests, sampling, committer, inv)
+            else:
+                _run_solve(cfg, requests, sampling, committer, inv)
+            manifest.update(inv)
+        if verify_on:
+            pending = _pending_verify_inputs(cfg, stores, problem_text)
+            if pending.num_rows:
+                started_ray = _ensure_ray(cfg) or started_ray
+                _run_verify(cfg, pending, sampling, committer, inv)
+        inv.status = "finished"
+    except BaseException:
+        inv.status = "failed"
+        raise
+    finally:
+        inv.finished = time.time()
+        manifest.update(inv)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    summary = summarize(run_dir)
+    manifest.update(inv, summary=summary.to_dict())
+    print(format_summary(summary, inv.stages), flush=True)
+    if cfg.wandb.enabled:
+        from pipeline.tracking import log_run
+
+        log_run(cfg, inv, summary)
+    return RunResult(run_dir, summary, inv.stages)
+
+
+def _run_solve(cfg: RunConfig, requests: pa.Table, sampling: dict, committer: _Committer, inv: Invocation) -> None:
+    stats = _stage(inv, "solve", cfg.solver.replicas)
+    progress = Progress("solve", requests.num_rows, "problems")
+    t0 = time.monotonic()
+    for batch in _solve_and_grade(cfg, requests, sampling).iter_batches(batch_size=None, batch_format="pyarrow"):
+        rows = committer.solved(batch)
+        progress.update(batch.num_rows, int(pc.sum(rows.column("completion_tokens")).as_py() or 0))
+    committer.flush()
+    progress.close()
+    _close_stage(stats, t0)
+
+
+def _run_verify(cfg: RunConfig, pending: pa.Table, sampling: dict, committer: _Committer, inv: Invocation) -> None:
+    stats = _stage(inv, "verify", cfg.verifier_model.replicas)
+    progress = Progress("verify", pending.num_rows, "solutions")
+    t0 = time.monotonic()
+    for batch in _verify(cfg, _dataset(pending, cfg.cluster.batch_size), sampling).iter_batches(
+            batch_size=None, batch_format="pyarrow"):
+        progress.update(batch.num_rows, committer.verified(batch))
+    committer.flush()
+    progress.close()
+    _close_stage(stats, t0)
+
+
+def _run_streaming(cfg: RunConfig, requests: pa.Table, sampling: dict, committer: _Committer,
+                   inv: Invocation) -> None:
+    """Both pools in one pipeline. A problem's rows are committed once all S solutions are verified,
+    solutions always before their verifications, so a kill never leaves verifications of uncommitted
+    solutions (the verifications buffer flushes the solutions buffer first)."""
+    solve_stats = _stage(inv, "solve", cfg.solver.replicas)
+    verify_stats = _stage(inv, "verify", cfg.verifier_model.replicas)
+    run_id, model, seed = cfg.run_id, cfg.solver.name, cfg.budget.seed
+
+    def per_solution(batch: pa.Table) -> pa.Table:
+        rows = solution_rows(batch, run_id, model, seed)
+        parents = pc.list_parent_indices(batch.column("text"))
+        return (rows.append_column("problem", pc.take(batch.column("problem"), parents))
+                .append_column("_problem_prompt_tokens", pc.take(batch.column("prompt_tokens"), parents))
+                .append_column("_problem_cached_tokens", pc.take(batch.column("cached_prompt_tokens"), parents)))
+
+    ds = _solve_and_grade(cfg, requests, sampling).map_batches(per_solution, batch_format="pyarrow", batch_size=None)
+    waiting: dict[str, list[pa.Table]] = {}
+    progress = Progress("solve+verify", requests.num_rows, "problems")
+    t0 = time.monotonic()
+    solution_columns = [f.name for f in SOLUTIONS]
+    for batch in _verify(cfg, ds, sampling).iter_batches(batch_size=None, batch_format="pyarrow"):
+        faults.hit("mid_solve")
+        for pid in pc.unique(batch.column("problem_id")).to_pylist():
+            parts = waiting.setdefault(pid, [])
+            parts.append(batch.filter(pc.equal(batch.column("problem_id"), pid)))
+            if sum(t.num_rows for t in parts) < cfg.budget.solutions:
+                continue
+            rows = pa.concat_tables(waiting.pop(pid))
+            committer.add_solutions(rows.select(solution_columns), 1, rows.column("_problem_prompt_tokens")[0].as_py(),
+                                    rows.column("_problem_cached_tokens")[0].as_py())
+            progress.update(1, int(pc.sum(rows.column("completion_tokens")).as_py() or 0) + committer.verified(rows))
+    committer.flush()
+    progress.close()
+    _close_stage(solve_stats, t0)
+    _close_stage(verify_stats, t0)
+
+
+def main() -> None:
+    import hydra
+
+    from pipeline.config import register_configs
+
+    register_configs()
+
+    @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+    def _main(cfg) -> None:
+        run(to_run_config(cfg))
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()
