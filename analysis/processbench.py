@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 _FIELDS = {"id": str, "generator": str, "problem": str, "steps": list, "final_answer_correct": bool, "label": int}
@@ -117,9 +118,15 @@ def processbench_report(
     return ProcessBenchReport(tuple(scores), mean)
 
 
-def report_from_table(df: pl.DataFrame, prediction: str = "prediction", label: str = "label",
+def _as_polars(table: pl.DataFrame | pa.Table) -> pl.DataFrame:
+    return pl.from_arrow(table) if isinstance(table, pa.Table) else table
+
+
+def report_from_table(table: pl.DataFrame | pa.Table, prediction: str = "prediction", label: str = "label",
                       subset: str = "subset") -> ProcessBenchReport:
-    """``processbench_report`` over columns of a polars DataFrame (null predictions count as wrong)."""
+    """``processbench_report`` over columns of a polars DataFrame or Arrow table (null predictions
+    count as wrong)."""
+    df = _as_polars(table)
     for col in (prediction, label, subset):
         if col not in df.columns:
             raise KeyError(f"column {col!r} not in table columns {df.columns}")
@@ -201,13 +208,14 @@ class PRMEvaluation:
     n_test: int
 
 
-def evaluate_prm(df: pl.DataFrame, scores: str = "step_scores", tune_fraction: float = 0.2, seed: int = 0,
+def evaluate_prm(table: pl.DataFrame | pa.Table, scores: str = "step_scores", tune_fraction: float = 0.2, seed: int = 0,
                  thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> PRMEvaluation:
     """Pick the PRM threshold on a tuning split of ``df`` and report ProcessBench F1 on the rest.
 
-    ``df`` needs columns ``id``, ``subset``, ``label`` and ``scores`` (list of per-step scores; null
-    counts as wrong). Test rows never influence the threshold.
+    ``table`` needs columns ``id``, ``subset``, ``label`` and ``scores`` (list of per-step scores;
+    null counts as wrong). Test rows never influence the threshold.
     """
+    df = _as_polars(table)
     for col in ("id", "subset", "label", scores):
         if col not in df.columns:
             raise KeyError(f"column {col!r} not in table columns {df.columns}")

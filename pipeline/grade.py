@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import threading
 import time
+from collections import deque
 from collections.abc import Generator, Hashable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -145,8 +146,11 @@ class GradingPool:
     """Grades solutions with a named grader (``pipeline.graders.GRADERS``) under a per-task timeout.
 
     ``timeout_s`` bounds each check of one distinct answer and each class comparison; ``processes``
-    is the number of worker processes for isolated graders (ignored by inline ones). Not
-    thread-safe across calls (a lock serialises them). Use as a context manager or call ``close()``.
+    is the number of worker processes for isolated graders (ignored by inline ones). Calls from
+    several threads are serialised by a lock. Use as a context manager or call ``close()``.
+
+    Workers are started with ``spawn``, which re-imports the main script: scripts that create a
+    pool need the usual ``if __name__ == "__main__":`` guard (as vLLM scripts already do).
     """
 
     def __init__(self, grader: str, timeout_s: float = 5.0, processes: int = 1) -> None:
@@ -223,7 +227,7 @@ class _Scheduler:
     def __init__(self, pool: GradingPool, jobs: list[_Job]) -> None:
         self.pool, self.jobs = pool, jobs
         self.results: list[list[Grade] | None] = [None] * len(jobs)
-        self.pending: list[tuple[int, int, _Task]] = []  # used as a FIFO via index
+        self.pending: deque[tuple[int, int, _Task]] = deque()
         self.outcomes: dict[int, list[_Outcome | None]] = {}
         self.remaining: dict[int, int] = {}
 
@@ -244,7 +248,7 @@ class _Scheduler:
             return
         self.outcomes[j] = [None] * len(batch)
         self.remaining[j] = len(batch)
-        self.pending += [(j, slot, task) for slot, task in enumerate(batch)]
+        self.pending.extend((j, slot, task) for slot, task in enumerate(batch))
 
     def _complete(self, j: int, slot: int, outcome: _Outcome) -> None:
         self.outcomes[j][slot] = outcome
@@ -255,7 +259,7 @@ class _Scheduler:
     def _run_inline(self) -> None:
         grader = self.pool.grader
         while self.pending:
-            j, slot, task = self.pending.pop(0)
+            j, slot, task = self.pending.popleft()
             try:
                 outcome = _Outcome("ok", getattr(grader, task.op)(*task.args))
             except Exception as e:  # same contract as a worker: a failure grades that answer
@@ -267,7 +271,7 @@ class _Scheduler:
         while self.pending or any(w.task for w in pool._workers):
             for w in pool._workers:
                 if w.ready and w.task is None and self.pending:
-                    j, slot, task = self.pending.pop(0)
+                    j, slot, task = self.pending.popleft()
                     w.conn.send((task.op, task.args))
                     w.task, w.deadline = (j, slot), time.monotonic() + pool.timeout_s
             deadlines = [w.deadline for w in pool._workers if w.task]

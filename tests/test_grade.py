@@ -136,3 +136,17 @@ def _check_consistent(grades: list[Grade], texts: list[str]) -> None:
     classes = [g.answer_class for g in grades if g.answer_class is not None]
     first = list(dict.fromkeys(classes))
     assert first == list(range(len(first)))
+
+
+def test_class_matching_shortcut_agrees_with_math_verify():
+    # match() skips math-verify for numbers that are clearly apart; on these numbers (close, equal
+    # and far, exact and rounded) it must decide exactly as verify(representative, answer) does
+    from pipeline.graders.latex_math import _parse, _verify
+
+    g = get_grader("math")
+    g.warm_up()
+    numbers = ["\\frac{1}{3}", "0.333333", "0.3333", "\\frac{\\sqrt{2}}{2}", "0.707107", "\\pi", "3.14159",
+               "-2", "2.0", "1000", "10^{3}", "\\infty"]
+    for rep in numbers:
+        for answer in numbers:
+            assert (g.match(answer, [rep]) == 0) == _verify(_parse(rep), _parse(answer)), (rep, answer)

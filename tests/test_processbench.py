@@ -58,6 +58,7 @@ def test_f1_edge_cases_and_table_input():
     # predicting -1 everywhere: perfect on correct samples, zero on erroneous ones -> F1 0
     df = pl.DataFrame({"subset": ["s"] * 4, "label": [-1, 0, 2, -1], "prediction": [-1, -1, -1, -1]})
     assert report_from_table(df).mean_f1 == 0.0
+    assert report_from_table(df.to_arrow()) == report_from_table(df)
     # critic outputs go through parse_critic: malformed ones are None and count as wrong
     texts = ["\\boxed{0}", "the first one", "\\boxed{2}", "\\boxed{-1}"]
     df = df.with_columns(prediction=pl.Series([parse_critic(t)[0] for t in texts], dtype=pl.Int64))
