@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,24 +67,39 @@ def _classes(answers: list, correct: list[bool], given: list | None) -> list[int
     return out
 
 
-def import_jsonl(path: str | Path, run_dir: str | Path, *, run_id: str | None = None, dataset: str = "imported",
-                 model: str = "imported-solver", verifier: str = "imported", verifier_model: str = "imported-verifier",
-                 model_params: dict[str, float] | None = None) -> Path:
-    """Convert ``path`` into tables under ``run_dir`` (which must not already hold tables); return it."""
-    path, run_dir = Path(path), Path(run_dir)
-    if any((run_dir / t).exists() for t in ("problems", "solutions", "verifications")):
-        raise ValueError(f"{run_dir} already holds tables; import into a new directory")
-    run_id = run_id or path.stem
-    problems, solutions, verifications = [], [], []
-    seen: set[str] = set()
+def jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
+    """``(where, record)`` for each non-empty line of a JSONL file; ValueError naming the line if bad."""
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
         try:
-            rec = json.loads(line)
+            yield where, json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{where}: not valid JSON ({e})") from None
+
+
+def import_jsonl(path: str | Path, run_dir: str | Path, *, run_id: str | None = None, **kwargs) -> Path:
+    """Convert ``path`` into tables under ``run_dir`` (which must not already hold tables); return it.
+
+    Keyword arguments are those of :func:`import_records`."""
+    path = Path(path)
+    return import_records(jsonl_records(path), run_dir, run_id=run_id or path.stem, source=path.name, **kwargs)
+
+
+def import_records(records: Iterable[tuple[str, dict]], run_dir: str | Path, *, run_id: str, source: str,
+                   dataset: str = "imported", model: str = "imported-solver", verifier: str = "imported",
+                   verifier_model: str = "imported-verifier", verifier_kind: str = "genrm",
+                   model_params: dict[str, float] | None = None) -> Path:
+    """Write per-problem records (the keys of the module doc; ``where`` names each one in errors) as
+    tables under ``run_dir``, which must not already hold tables. ``verifier_kind="prm"`` stores each
+    sample's scores as the step_scores of one verification instead of one p_yes per verification."""
+    run_dir = Path(run_dir)
+    if any((run_dir / t).exists() for t in ("problems", "solutions", "verifications")):
+        raise ValueError(f"{run_dir} already holds tables; import into a new directory")
+    problems, solutions, verifications = [], [], []
+    seen: set[str] = set()
+    for where, rec in records:
         pid = str(_get(rec, "problem_id", where, True))
         if pid in seen:
             raise ValueError(f"{where}: duplicate problem_id {pid!r}")
@@ -107,7 +123,7 @@ def import_jsonl(path: str | Path, run_dir: str | Path, *, run_id: str | None = 
             solutions.append({
                 "run_id": run_id, "problem_id": pid, "solution_idx": i, "text": str(responses[i]),
                 "extracted_answer": None if answers[i] is None else str(answers[i]), "answer_class": classes[i],
-                "is_correct": correct[i], "grader_version": f"imported:{path.name}",
+                "is_correct": correct[i], "grader_version": f"imported:{source}",
                 "grade_status": "no_answer" if answers[i] is None else ("correct" if correct[i] else "incorrect"),
                 "prompt_tokens": int(rec.get("prompt_tokens", 0)), "completion_tokens": int(tokens[i]),
                 "model": model,
@@ -115,9 +131,18 @@ def import_jsonl(path: str | Path, run_dir: str | Path, *, run_id: str | None = 
             sample_scores = scores[i] if scores is not None else None
             if sample_scores is None:
                 continue
-            for j, p in enumerate(np.atleast_1d(np.asarray(sample_scores, dtype=float))):
-                if not 0.0 <= p <= 1.0:
-                    raise ValueError(f"{where}: score {p} of sample {i} is not a probability in [0, 1]")
+            values = np.atleast_1d(np.asarray(sample_scores, dtype=float))
+            bad = values[~((values >= 0.0) & (values <= 1.0))]
+            if bad.size:
+                raise ValueError(f"{where}: score {bad[0]} of sample {i} is not a probability in [0, 1]")
+            if verifier_kind == "prm":
+                verifications.append({
+                    "run_id": run_id, "problem_id": pid, "solution_idx": i, "verifier": verifier,
+                    "verification_idx": 0, "verifier_kind": "prm", "step_scores": values.tolist(),
+                    "p_yes_source": "none", "prompt_tokens": 0, "completion_tokens": 0, "model": verifier_model,
+                })
+                continue
+            for j, p in enumerate(values):
                 verifications.append({
                     "run_id": run_id, "problem_id": pid, "solution_idx": i, "verifier": verifier,
                     "verification_idx": j, "verifier_kind": "genrm", "p_yes": float(p), "verdict": bool(p >= 0.5),
@@ -125,12 +150,12 @@ def import_jsonl(path: str | Path, run_dir: str | Path, *, run_id: str | None = 
                     "completion_tokens": 0, "model": verifier_model,
                 })
     if not problems:
-        raise ValueError(f"{path}: no records")
+        raise ValueError(f"{source}: no records")
     for table, rows in (("problems", problems), ("solutions", solutions), ("verifications", verifications)):
         if rows:
             (run_dir / table).mkdir(parents=True, exist_ok=True)
             pq.write_table(conform(table, pa.Table.from_pylist(rows)), run_dir / table / "part-00000.parquet")
-    manifest = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "imported_from": str(path),
+    manifest = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "imported_from": source,
                 "model_params": model_params or {}}
     (run_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return run_dir
