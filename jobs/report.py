@@ -1,7 +1,8 @@
 """The nightly regression report: Markdown with a table of flagged changes and one plot per metric.
 
 Written under ``<report_dir>/<date>/``: ``report.md``, ``findings.csv`` and ``plots/<metric>.png``
-(each metric over time, one line per model/dataset/budget, tonight's regressions marked with a red x).
+(each metric over time, one line per model/dataset/budget with its confidence band, tonight's
+regressions marked with a red x).
 """
 from __future__ import annotations
 
@@ -53,7 +54,12 @@ def plot_metric(history: pl.DataFrame, metric: str, flagged: list[Finding], date
     fig, ax = plt.subplots(figsize=(8, 4))
     rows = history.filter(pl.col("metric") == metric).sort("date")
     for (model, dataset, budget), series in rows.group_by(["model", "dataset", "budget"], maintain_order=True):
-        ax.plot(series["date"].to_list(), series["value"].to_list(), marker="o", label=f"{model} / {dataset} / {budget}")
+        (line,) = ax.plot(series["date"].to_list(), series["value"].to_list(), marker="o",
+                          label=f"{model} / {dataset} / {budget}")
+        with_ci = series.filter(pl.col("ci_low").is_not_null() & pl.col("ci_high").is_not_null())
+        if with_ci.height:
+            ax.fill_between(with_ci["date"].to_list(), with_ci["ci_low"].to_list(), with_ci["ci_high"].to_list(),
+                            color=line.get_color(), alpha=0.15, linewidth=0)
     for f in flagged:
         if f.metric == metric and f.status == "regression":
             ax.plot([date], [f.value], marker="x", color="red", markersize=14, mew=3, linestyle="none")
@@ -84,7 +90,8 @@ def write_report(out: Location, history: pl.DataFrame, findings: list[Finding], 
         f"{sum(f.status == 'improvement' for f in findings)} improvements, {len(failed_runs)} failed runs.",
         "",
         f"Rule: a series is flagged when tonight's value is more than max({rule.k:g} · 1.4826 · MAD, "
-        f"{rule.min_delta:g}) worse than the median of its last {rule.window} nights, given at least "
+        f"{rule.min_delta:g}, {rule.ci_factor:g} · half-width of tonight's CI) worse than the median of its last "
+        f"{rule.window} nights, given at least "
         f"{rule.min_history} of them (see jobs/regression.py). Lower is better for: "
         f"{', '.join(rule.lower_is_better) or 'none'}.",
         "",

@@ -132,3 +132,13 @@ def test_report_lists_flagged_changes_and_plots(tmp_path):
         assert f"(plots/{metric}.png)" in text
     csv = (tmp_path / "reports" / dates[-1] / "findings.csv").read_text().splitlines()
     assert csv[1].startswith("regression,meta/llama 8B,toy,s8v4,maj@k,0.4,0.62")
+
+
+def test_ci_floor_on_tolerance():
+    rule = RegressionRule(min_history=3, k=3.0, min_delta=0.02, ci_factor=1.0)
+    past = [0.50, 0.50, 0.51]  # tiny spread from few nights
+    assert judge(0.45, past, rule, False)[0] == "regression"
+    # tonight's CI half-width 0.06 says a 0.05 drop is within sampling noise
+    status, _, _, tol = judge(0.45, past, rule, False, ci_half_width=0.06)
+    assert (status, tol) == ("ok", 0.06)
+    assert judge(0.40, past, rule, False, ci_half_width=0.06)[0] == "regression"
