@@ -85,8 +85,8 @@ def _grade_problem(grader: Grader, reference: str | None, texts: Sequence[str]) 
     rep_class: list[int] = []
     n_classes = 0
     for answer, out in zip(distinct, checked):
-        if out.status != "ok":
-            status[answer], correct[answer] = out.status, False
+        if out.status != "ok":  # graded wrong (not graded at all without a reference)
+            status[answer], correct[answer] = out.status, None if reference is None else False
             cls[answer], n_classes = n_classes, n_classes + 1  # cannot be compared: own class
             continue
         ok, key = out.value
