@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only for annotations: prompts imports nothing from here at runtime either
+if TYPE_CHECKING:  # annotations only: parsing needs no prompt registry (nor toyworld) at runtime
     from pipeline.prompts import Prompt
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
