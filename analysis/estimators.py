@@ -28,6 +28,7 @@ Monte-Carlo estimators return a standard error per entry (the spread over draws 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,11 +60,12 @@ def _from_draws(draws: np.ndarray) -> Estimate:
 
 
 def comb_ratio(a, n, k) -> np.ndarray:
-    """C(a, k) / C(n, k) elementwise via log-gamma; 0 where a < k (no such subset)."""
-    a, n, k = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, n, k)))
+    """C(a, k) / C(n, k) elementwise for integers, via a log-factorial table; 0 where a < k (no subset)."""
+    a, n, k = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (a, n, k)))
     ok = (a >= k) & (k >= 0) & (n >= k)
-    a, n, k = (np.where(ok, x, 0.0) for x in (a, n, k))
-    log_ratio = gammaln(a + 1) - gammaln(a - k + 1) - gammaln(n + 1) + gammaln(n - k + 1)
+    a, n, k = (np.where(ok, x, 0) for x in (a, n, k))
+    log_fact = gammaln(np.arange(int(n.max(initial=0)) + 2, dtype=float))[1:]  # log_fact[i] = log(i!)
+    log_ratio = log_fact[a] - log_fact[a - k] - log_fact[n] + log_fact[n - k]
     return np.where(ok, np.exp(log_ratio), 0.0)
 
 
@@ -126,18 +128,30 @@ def subset_means(values: np.ndarray, present: np.ndarray, vs, rng: np.random.Gen
     gets NaN; V = 0 gives 0 everywhere (no verifier). Returns (len(vs), P, N).
     """
     vs = np.atleast_1d(np.asarray(vs))
+    width = values.shape[2]
     keys = np.where(present, rng.random(present.shape, dtype=np.float32), np.inf)
     order = np.argsort(keys, axis=2)
-    x = np.take_along_axis(np.where(present, values, 0.0), order, axis=2)
-    m = np.take_along_axis(present, order, axis=2)
-    zeros = np.zeros(x.shape[:2] + (1,))
-    csum = np.concatenate([zeros, np.cumsum(x, axis=2)], axis=2)
-    ccount = np.concatenate([zeros, np.cumsum(m, axis=2)], axis=2)
-    cols = np.minimum(vs, values.shape[2])
+    bounds = np.unique(np.minimum(vs[vs > 0], width))
+    prefix_sum = _prefix_at(np.take_along_axis(np.where(present, values, 0.0), order, axis=2), bounds)
+    if present.all():
+        prefix_count = np.broadcast_to(bounds.astype(float), prefix_sum.shape)
+    else:
+        prefix_count = _prefix_at(np.take_along_axis(present, order, axis=2).astype(np.float32), bounds)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = csum[:, :, cols] / ccount[:, :, cols]
-    means = np.where(cols[None, None, :] == 0, 0.0, means)
-    return np.moveaxis(means, 2, 0)
+        means = prefix_sum / prefix_count
+    out = np.zeros((len(vs),) + values.shape[:2])
+    for i, v in enumerate(vs):
+        if v > 0:
+            out[i] = means[..., np.searchsorted(bounds, min(v, width))]
+    return out
+
+
+def _prefix_at(x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sums of x[..., :b] for each b in the sorted positive ``bounds``, (..., len(bounds)), via one
+    segment reduction instead of a full cumulative sum (only a few V are needed)."""
+    starts = np.concatenate([[0], bounds[bounds < x.shape[-1]]])
+    segments = np.add.reduceat(x, starts, axis=-1)[..., :len(bounds)]
+    return np.cumsum(segments, axis=-1)
 
 
 def best_of_n_at_v(values, present, correct, valid, ks, vs, rng: np.random.Generator, draws: int) -> Estimate:
@@ -193,6 +207,13 @@ def _truncated_product(poly: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return np.einsum("qiw,qw->qi", windows, factor[:, ::-1])
 
 
+@functools.lru_cache(maxsize=None)
+def _unit_quadrature(points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1]: exact for polynomials of degree < 2 * points."""
+    nodes, weights = np.polynomial.legendre.leggauss(points)
+    return (nodes + 1) / 2, weights / 2
+
+
 def _majority_exact_one(sizes: np.ndarray, frac: np.ndarray, n: int, binom: np.ndarray) -> np.ndarray:
     """Expected majority-vote success with ``ties="expected"`` at every k = 0..n for one problem (exact).
 
@@ -212,8 +233,7 @@ def _majority_exact_one(sizes: np.ndarray, frac: np.ndarray, n: int, binom: np.n
         for t in range(1, m_j + 1):
             big = others[others >= t]
             length = n - t + 1  # coefficients x^0 .. x^(n-t)
-            nodes, weights = np.polynomial.legendre.leggauss(len(big) // 2 + 1)
-            y, w = (nodes + 1) / 2, weights / 2
+            y, w = _unit_quadrature(len(big) // 2 + 1)
             small = n - m_j - int(big.sum())
             row = np.zeros(length)
             row[:min(small, length - 1) + 1] = binom[small, :min(small, length - 1) + 1]

@@ -118,20 +118,21 @@ class RunArrays:
         return self.valid.shape[1]
 
 
-def _token_use(frame: pl.LazyFrame, group: list[str], idx_col: str) -> TokenUse:
-    prefill = pl.when(pl.col("cached_prompt_tokens").is_not_null()).then(
-        pl.col("prompt_tokens") - pl.col("cached_prompt_tokens")
-    ).otherwise(pl.when(pl.col(idx_col) == pl.col(idx_col).min().over(group)).then(pl.col("prompt_tokens"))
-                .otherwise(0))
-    per_group = (frame.group_by(group).agg(prefill.sum().alias("prefill"), pl.len().alias("samples"))
-                 .select(pl.col("prefill").mean(), pl.col("samples").mean()).collect())
-    generated = frame.select(pl.col("completion_tokens").mean()).collect().item()
+def _token_use(frame: pl.LazyFrame, group: list[str]) -> TokenUse:
+    # A group's prompt costs what the prefix cache did not serve; without cache counters, its prompt once.
+    prompt, cached = pl.col("prompt_tokens").cast(pl.Int64), pl.col("cached_prompt_tokens").cast(pl.Int64)
+    prefill = pl.when(cached.null_count() == 0).then((prompt - cached).sum()).otherwise(prompt.max())
+    stats = (frame.group_by(group).agg(prefill.alias("prefill"), pl.len().alias("samples"),
+                                       pl.col("completion_tokens").cast(pl.Int64).sum().alias("generated"))
+             .select(pl.col("prefill").mean(), pl.col("samples").mean(),
+                     (pl.col("generated").sum() / pl.col("samples").sum()).alias("generated"))
+             .collect())
     models = sorted(frame.select(pl.col("model").unique()).collect()["model"].to_list())
     return TokenUse(
         model="+".join(models),
-        prefill_per_group=float(per_group["prefill"].item() or 0.0),
-        generated_per_sample=float(generated or 0.0),
-        samples_per_group=float(per_group["samples"].item() or 0.0),
+        prefill_per_group=float(stats["prefill"].item() or 0.0),
+        generated_per_sample=float(stats["generated"].item() or 0.0),
+        samples_per_group=float(stats["samples"].item() or 0.0),
     )
 
 
@@ -186,7 +187,7 @@ def load_run(run_dir: str | Path) -> RunArrays:
     return RunArrays(
         run_dir=run_dir, manifest=manifest, problem_ids=ids.to_numpy(), valid=valid.reshape(p, n),
         correct=correct.reshape(p, n), classes=classes,
-        solve_tokens=_token_use(sols.lazy(), ["problem_id"], "solution_idx"),
+        solve_tokens=_token_use(sols.lazy(), ["problem_id"]),
         verifiers=_load_verifiers(run_dir, index, p, n), notes=notes,
     )
 
@@ -218,5 +219,5 @@ def _load_verifiers(run_dir: Path, index: pl.DataFrame, p: int, n: int) -> dict[
         if scores:
             out[name] = VerifierArrays(
                 name=name, kind=kinds[0], scores=scores,
-                tokens=_token_use(one, ["problem_id", "solution_idx"], "verification_idx"))
+                tokens=_token_use(one, ["problem_id", "solution_idx"]))
     return out
