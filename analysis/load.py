@@ -174,6 +174,10 @@ def load_run(run_dir: str | Path) -> RunArrays:
     if ungraded:
         notes.append(f"{ungraded} solutions are not graded yet and count as incorrect")
     p, n = len(ids), int(sols["solution_idx"].max()) + 1
+    per_problem = sols.group_by("problem_id").len()["len"]
+    if per_problem.min() < n:
+        notes.append(f"solutions per problem range from {per_problem.min()} to {n}: a point at S averages the "
+                     "problems with at least S solutions")
     flat = sols["pidx"].to_numpy() * n + sols["solution_idx"].to_numpy()
     valid = np.zeros(p * n, bool)
     valid[flat] = True

@@ -14,7 +14,7 @@ from analysis.fits import PowerLawFit  # noqa: E402
 
 STYLE = {"figure.figsize": (5.5, 3.8), "figure.dpi": 150, "font.size": 9, "axes.grid": True,
          "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False}
-FAMILY_COLORS = {"self_consistency": "tab:blue", "verification": "tab:red", "best": "black"}
+FAMILY_COLORS = {"self_consistency": "tab:blue", "verification": "tab:red"}
 
 
 def _save(fig, out: Path, name: str, formats) -> list[Path]:
@@ -31,14 +31,11 @@ def frontier_plot(frontier: pl.DataFrame, oracle: pl.DataFrame, xlabel: str, out
     """Success rate of the best point per budget for each family, with CI bands; oracle dashed."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
-        for family, rows in frontier.group_by("family", maintain_order=True):
-            fam = family[0]
-            rows = rows.sort("budget")
-            color = FAMILY_COLORS.get(fam)
-            ax.step(rows["budget"], rows["success"], where="post", color=color, label=fam.replace("_", "-"),
-                    lw=1.6 if fam != "best" else 0.9, ls="-" if fam != "best" else ":")
-            if fam != "best":
-                ax.fill_between(rows["budget"], rows["ci_lo"], rows["ci_hi"], step="post", color=color, alpha=0.15)
+        # "best" is the upper envelope of the two families drawn here, so it is not drawn again.
+        for fam, color in FAMILY_COLORS.items():
+            rows = frontier.filter(pl.col("family") == fam).sort("budget")
+            ax.step(rows["budget"], rows["success"], where="post", color=color, label=fam.replace("_", "-"), lw=1.6)
+            ax.fill_between(rows["budget"], rows["ci_lo"], rows["ci_hi"], step="post", color=color, alpha=0.15)
         if oracle.height:
             ax.plot(oracle["compute"], oracle["success"], color="grey", ls="--", lw=1, label="oracle (pass@S)")
         ax.set_xscale("log")

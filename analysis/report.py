@@ -56,13 +56,15 @@ def render(r: ReportInputs) -> str:
              "Settings: " + ", ".join(f"{k}={v}" for k, v in r.settings.items()) + ".",
              f"Intervals are {int(100 * level)}% bootstrap intervals over problems; differences are paired.", "",
              "## Compute accounting", ""]
+    solve = next(iter(r.compute.values())).solve
+    lines.append(f"- solving: {solve.generated_per_sample:.0f} generated tokens per solution, "
+                 f"{solve.prefill_per_group:.0f} uncached prompt tokens per problem (shared by its samples)")
     for name, model in r.compute.items():
-        who = f"verifier `{name}`" if name else "solving only"
-        lines.append(f"- {who}: λ = {model.lam:.3f} (params {model.solver_params:.3g} / "
-                     f"{model.verifier_params:.3g}; tokens per solution {model.solve.generated_per_sample:.0f} "
-                     f"generated + {model.solve.prefill_per_group:.0f} prompt per problem"
-                     + (f"; per verification {model.verify.generated_per_sample:.0f} generated + "
-                        f"{model.verify.prefill_per_group:.0f} prompt per solution" if model.verify else "") + ")"
+        if model.verify is None:
+            continue
+        lines.append(f"- verifier `{name}`: λ = {model.lam:.3f} (params solver {model.solver_params:.3g}, verifier "
+                     f"{model.verifier_params:.3g}; {model.verify.generated_per_sample:.0f} generated tokens per "
+                     f"verification, {model.verify.prefill_per_group:.0f} uncached prompt tokens per solution)"
                      + "".join(f"; {n}" for n in model.notes))
     lines += ["", "## Key numbers", ""]
     top_s = r.curves["S"].max()
@@ -90,7 +92,8 @@ def render(r: ReportInputs) -> str:
                      f"relative {100 * last['rel_gain']:+.1f}% [{100 * last['rel_lo']:+.1f}%, {100 * last['rel_hi']:+.1f}%]")
     lines += ["", "## Compute-optimal split", ""]
     if r.fit_label:
-        lines.append(f"Optima of `{r.fit_label}` (the verification method most often on the frontier):")
+        lines.append(f"Optima of `{r.fit_label}` (the verification method most often on the frontier); budgets "
+                     "whose optimum is at the largest recorded S or V are censored and left out of the fits:")
     lines += [f"- {fit.describe()}" for fit in r.fits] or ["- no verifier: nothing to fit"]
     lines += ["", "## Frontier", ""]
     if fam.height:

@@ -59,13 +59,19 @@ def _compute_column(points: pl.DataFrame, models: dict[str, ComputeModel]) -> np
     return cost
 
 
-def _fit_optima(frontier: Frontier) -> tuple[str | None, pl.DataFrame, list[PowerLawFit]]:
+def _fit_optima(frontier: Frontier, curve_table: pl.DataFrame) -> tuple[str | None, pl.DataFrame, list[PowerLawFit]]:
+    """Optima of the verification method most often on the frontier, and their power-law fits. Budgets
+    where the optimum sits at the largest recorded S or V are left out: there the optimum is censored by
+    what was sampled, not chosen by the trade-off."""
     ver = frontier.table.filter(pl.col("family") == "verification")
     if ver.height == 0:
         return None, pl.DataFrame(), []
     label = ver["label"].mode().sort()[0]
-    optima = frontier.per_method.filter(pl.col("label") == label).sort("budget")
-    fits = [fit_power_law(optima["budget"], optima[q], f"{q}_opt") for q in ("S", "V")]
+    grid = curve_table.filter(pl.col("label") == label)
+    optima = frontier.per_method.filter(pl.col("label") == label).sort("budget").with_columns(
+        censored=(pl.col("S") >= grid["S"].max()) | (pl.col("V") >= grid["V"].max()))
+    inside = optima.filter(~pl.col("censored"))
+    fits = [fit_power_law(inside["budget"], inside[q], f"{q}_opt") for q in ("S", "V")]
     return label, optima, fits
 
 
@@ -96,7 +102,7 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
     candidates = points.filter(pl.col("method") != "oracle")
     budgets = budget_grid(candidates["compute"].to_numpy(), cfg.budgets_per_decade)
     frontier = build_frontier(points, result.values, counts, budgets, cfg.ci_level)
-    fit_label, optima, fits = _fit_optima(frontier)
+    fit_label, optima, fits = _fit_optima(frontier, curve_table)
 
     files = _write(curve_table, out, "curves") + _write(frontier.table, out, "frontier")
     files += _write(frontier.per_method, out, "frontier_per_method") + _write(frontier.gain, out, "gain")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,26 @@ def test_same_seed_same_outputs(synthetic_run, tmp_path):
         return run(AnalysisConfig(run_dir=str(synthetic_run), out_dir=str(tmp_path / name), bootstrap=50, draws=2,
                                   grid="pow2", plots=False)).curves
     assert once("a").equals(once("b"))
+
+
+def test_partial_run_with_ragged_counts(synthetic_run, tmp_path):
+    """A run still in progress: some problems have fewer solutions, some solutions no verifications."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    partial = tmp_path / "partial"
+    shutil.copytree(synthetic_run, partial, ignore=shutil.ignore_patterns("analysis"))
+    for table in ("solutions", "verifications"):
+        for path in (partial / table).glob("*.parquet"):
+            data = pq.read_table(path)
+            keep = pc.invert(pc.and_(pc.equal(data["problem_id"], "p00003"), pc.greater(data["solution_idx"], 4)))
+            if table == "verifications":
+                keep = pc.and_(keep, pc.invert(pc.equal(data["solution_idx"], 0)))
+            pq.write_table(data.filter(keep), path)
+    res = run(AnalysisConfig(run_dir=str(partial), bootstrap=30, draws=2, plots=False))
+    assert res.curves.filter(pl.col("S") == 8)["n_problems"].max() == 29
+    assert res.curves.filter(pl.col("S") == 5)["n_problems"].min() == 30
+    assert "at least S solutions" in (res.out_dir / "report.md").read_text()
 
 
 def test_config_rejects_bad_values_early(synthetic_run):
