@@ -118,14 +118,21 @@ def has_unknown_tokens(tokenizer, ids: list[int]) -> bool:
 
 def build_llm(model: ModelConfig, seed: int):
     """A ``vllm.LLM`` for ``model``; the engine-level ``seed`` makes sampling reproducible per engine."""
+    import os
+
+    if model.single_process:
+        # read by vLLM when the engine is built; this runs inside the replica's own actor process
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from vllm import LLM
 
     kwargs: dict[str, Any] = dict(
         model=model_source(model), dtype=model.dtype, max_model_len=model.max_model_len,
         tensor_parallel_size=model.tensor_parallel_size, max_num_seqs=model.max_num_seqs,
         max_num_batched_tokens=model.max_num_batched_tokens, enable_prefix_caching=model.enable_prefix_caching,
-        seed=seed,
+        seed=seed, enforce_eager=model.enforce_eager,
     )
+    if model.single_process:
+        kwargs["distributed_executor_backend"] = "uni"
     if model.kv_cache_memory_bytes is not None:
         kwargs["kv_cache_memory_bytes"] = model.kv_cache_memory_bytes
     else:

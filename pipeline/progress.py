@@ -22,6 +22,7 @@ class Progress:
         self.done = self.tokens = 0
         self.t0 = self._last = time.monotonic()
         self.bar = None
+        self._logged = -1  # units at the last log line (no duplicate final line)
         if sys.stdout.isatty():
             from tqdm import tqdm
 
@@ -31,7 +32,8 @@ class Progress:
 
     def _log(self, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._last >= self.log_every_s:
+        if (force and self._logged != self.done) or now - self._last >= self.log_every_s:
+            self._logged = self.done
             rate = self.tokens / max(now - self.t0, 1e-9)
             print(f"[{self.stage}] {self.done}/{self.total} {self.unit} | {self.tokens} tokens | {rate:.0f} tok/s "
                   f"| {now - self.t0:.0f}s", flush=True)

@@ -24,16 +24,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import faults
-from pipeline.config import RunConfig, to_run_config
-from pipeline.datasets import load_problems
-from pipeline.engine import check_model_path, load_tokenizer, resolve_sampling
-from pipeline.manifest import Invocation, Manifest, StageStats
+from pipeline.config import ConfigError, RunConfig, to_run_config
+from pipeline.datasets import DatasetError, load_problems
+from pipeline.engine import ModelPathError, check_model_path, load_tokenizer, resolve_sampling
+from pipeline.manifest import ConfigMismatch, Invocation, Manifest, StageStats
 from pipeline.progress import Progress, Summary, format_summary, summarize
 from pipeline.prompts import get_prompt
 from pipeline.schema import SOLUTIONS
 from pipeline.solve import GradeStage, SolveStage, prepare_solve, solution_rows
 from pipeline.store import TableStore, UnitBuffer
 from pipeline.verify import VerifyStage, verdict_token_ids, verification_rows
+
+
+USER_ERRORS = (ConfigError, ConfigMismatch, DatasetError, ModelPathError)
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ def run(cfg: RunConfig) -> RunResult:
     stores = {t: TableStore(run_dir, t) for t in ("problems", "solutions", "verifications")}
     inv.recovered = {t: asdict(s.recover()) for t, s in stores.items()}
 
-    done_problems = stores["problems"].done_units(["problem_id"])
+    done_problems = {p for (p,) in stores["problems"].done_units(["problem_id"])}
     new = inputs.problems.filter(pa.array([p not in done_problems for p in
                                            inputs.problems.column("problem_id").to_pylist()], pa.bool_()))
     for i in range(0, new.num_rows, cfg.cluster.max_rows_per_part):
@@ -330,7 +333,11 @@ def main() -> None:
 
     @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
     def _main(cfg) -> None:
-        run(to_run_config(cfg))
+        try:
+            run(to_run_config(cfg))
+        except USER_ERRORS as e:  # bad config or input: the message says what and where; no traceback
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
 
     _main()
 

@@ -1,0 +1,58 @@
+"""Shared fixtures.
+
+Pipeline section: one tiny random-weight Llama (toy tokenizer, head_dim 64, float32; built in seconds
+by ``pipeline.testing.build_tiny_llama``), one small toy problem set (plus one problem whose prompt is
+longer than the engines' context, to exercise skipping), and one local Ray for the in-process runs.
+Engines are started by the runs themselves; tests share runs through session fixtures.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_MAX_MODEL_LEN = 512
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from pipeline.testing import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama", max_position_embeddings=1024)
+
+
+@pytest.fixture(scope="session")
+def toy_problems(tmp_path_factory) -> Path:
+    """8 toy problems (levels 1-4, two each) and one too long for TINY_MAX_MODEL_LEN."""
+    from toyworld.task import make_problem_set
+
+    rows = make_problem_set(per_level=2, seed=7, levels=[1, 2, 3, 4])
+    rows.append({"unique_id": "toy/long", "problem": "Start with 1." + " Add 1." * 120, "solution": "",
+                 "answer": "121", "level": 1, "subject": "Arithmetic chains", "steps": []})
+    path = tmp_path_factory.mktemp("data") / "toy.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def pipeline_overrides(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """Overrides for a small, fast run of the tiny model on the toy problems (solver = verifier model)."""
+    return [
+        f"solver.path={model}", "model@verifier=tiny_solver", f"verifier.path={model}", "verifier.name=tiny-verifier",
+        f"solver.max_model_len={TINY_MAX_MODEL_LEN}", f"verifier.max_model_len={TINY_MAX_MODEL_LEN}",
+        f"dataset.file={data}", f"output_dir={out}", "wandb.enabled=false",
+        "budget.solutions=3", "budget.verifications=2", "budget.solver.max_tokens=24",
+        "budget.verifier.max_tokens=24", "cluster.batch_size=4", "cluster.object_store_memory=268435456",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the in-process runs of the whole session (runs reuse it, never stop it)."""
+    import ray
+
+    ray.init(num_cpus=4, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()
