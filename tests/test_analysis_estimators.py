@@ -288,3 +288,21 @@ def test_same_seed_identical_results(seed):
 
     for a, b in zip(run(), run()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_exact_majority_at_scale_matches_monte_carlo():
+    """Beyond brute force (N = 96, many classes and ties): the exact count agrees with subsampling."""
+    rng = np.random.default_rng(11)
+    classes = np.minimum(rng.zipf(1.4, size=(6, 96)), 30) - 1
+    classes[rng.random(classes.shape) < 0.1] = -1
+    correct = classes == 1
+    valid = np.ones(classes.shape, bool)
+    ks = np.array([1, 2, 3, 8, 31, 64, 96])
+    exact = est.majority_vote(classes, correct, valid, ks).value
+    draws = 2000
+    mc = est.majority_vote(classes, correct, valid, ks, ties="random", rng=np.random.default_rng(0), draws=draws)
+    # A rare event may never occur in the draws (empirical SE 0); a per-draw credit in [0, 1] with mean p
+    # has SE at most sqrt(p (1 - p) / draws), which bounds the error in that case.
+    se = np.maximum(mc.se, np.sqrt(exact * (1 - exact) / draws))
+    assert np.all(np.abs(mc.value - exact) < 4 * se + 1e-12)
+    assert np.all((exact >= 0) & (exact <= 1))

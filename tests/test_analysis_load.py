@@ -114,3 +114,14 @@ def test_importer_errors_name_line_and_key(tmp_path):
     src.write_text(json.dumps({"problem_id": "x", "answers": ["1"], "correct": [1], "scores": [1.5]}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: score 1.5 of sample 0"):
         import_jsonl(src, tmp_path / "run2")
+
+
+def test_vote_key_string_splits_equivalent_answers(synthetic_run):
+    from analysis.curves import evaluate
+
+    arrays = load_run(synthetic_run)
+    by_key = {key: evaluate(arrays, [6], [0], vote_key=key, methods=("majority",)).values[:, 0]
+              for key in ("equivalence", "string")}
+    # Correct answers come in two spellings: string votes split them, so they can only lose votes.
+    assert np.all(by_key["string"] <= by_key["equivalence"] + 1e-12)
+    assert by_key["string"].mean() < by_key["equivalence"].mean()
