@@ -9,7 +9,10 @@ from analysis.curves import METHODS
 from analysis.estimators import TIE_RULES
 from analysis.load import VOTE_KEYS
 
-GRIDS = ("all", "pow2")
+GRIDS = ("auto", "all", "pow2")
+# grid=auto evaluates every integer (S, V) while there are at most this many pairs, else powers of two
+# (best-of-N over every integer pair of a 128 x 128 run costs minutes, the powers of two seconds).
+AUTO_GRID_MAX_PAIRS = 8192
 
 
 @dataclass
@@ -21,7 +24,7 @@ class AnalysisConfig:
     axis: str = "normalized"  # compute axis: normalized | flops | replica_seconds
     vote_key: str = "equivalence"  # equivalence (grader classes) | string (exact answer strings)
     ties: str = "expected"  # expected | first_seen | random
-    grid: str = "all"  # all: every integer S and V; pow2: 1, 2, 4, ... plus the recorded maximum
+    grid: str = "auto"  # all: every integer S and V; pow2: 1, 2, 4, ... and the maximum; auto: see AUTO_GRID_MAX_PAIRS
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     draws: int = 8  # Monte-Carlo draws (verification subsets, vote orders)
     bootstrap: int = 1000  # bootstrap resamples over problems

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from analysis import bootstrap, curves, plots, report
 from analysis.compute import AXIS_LABELS, ComputeModel, build_compute
-from analysis.config import AnalysisConfig
+from analysis.config import AUTO_GRID_MAX_PAIRS, AnalysisConfig
 from analysis.fits import PowerLawFit, fit_power_law
 from analysis.frontier import Frontier, budget_grid, build_frontier
 from analysis.load import RunArrays, load_run
@@ -67,9 +67,9 @@ def _fit_optima(frontier: Frontier, curve_table: pl.DataFrame) -> tuple[str | No
     if ver.height == 0:
         return None, pl.DataFrame(), []
     label = ver["label"].mode().sort()[0]
-    grid = curve_table.filter(pl.col("label") == label)
+    recorded = curve_table.filter(pl.col("label") == label)
     optima = frontier.per_method.filter(pl.col("label") == label).sort("budget").with_columns(
-        censored=(pl.col("S") >= grid["S"].max()) | (pl.col("V") >= grid["V"].max()))
+        censored=(pl.col("S") >= recorded["S"].max()) | (pl.col("V") >= recorded["V"].max()))
     inside = optima.filter(~pl.col("censored"))
     fits = [fit_power_law(inside["budget"], inside[q], f"{q}_opt") for q in ("S", "V")]
     return label, optima, fits
@@ -87,7 +87,10 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
     out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.run_dir) / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     max_v = max((v.max_verifications for v in arrays.verifiers.values()), default=0)
-    result = curves.evaluate(arrays, grid_values(cfg.grid, arrays.max_solutions, 1), grid_values(cfg.grid, max_v, 0),
+    grid = cfg.grid
+    if grid == "auto":
+        grid = "all" if arrays.max_solutions * (max_v + 1) <= AUTO_GRID_MAX_PAIRS else "pow2"
+    result = curves.evaluate(arrays, grid_values(grid, arrays.max_solutions, 1), grid_values(grid, max_v, 0),
                              vote_key=cfg.vote_key, ties=cfg.ties, draws=cfg.draws, seed=cfg.seed,
                              methods=tuple(cfg.methods))
     models = {"": build_compute(arrays, None, cfg.axis, dict(cfg.model_params), cfg.lam)}
@@ -120,8 +123,8 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
         if frontier.gain.height:
             figures += plots.gain_plot(frontier.gain, xlabel, out, formats)
     notes = list(arrays.notes) + sorted({n for m in models.values() for n in m.notes})
-    settings = {k: getattr(cfg, k) for k in ("axis", "vote_key", "ties", "grid", "draws", "bootstrap", "ci_level",
-                                             "seed")}
+    settings = {k: getattr(cfg, k) for k in ("axis", "vote_key", "ties", "draws", "bootstrap", "ci_level", "seed")}
+    settings["grid"] = grid if grid == cfg.grid else f"{grid} (auto)"
     text = report.render(report.ReportInputs(
         run_dir=Path(cfg.run_dir), n_problems=len(arrays.problem_ids), max_solutions=arrays.max_solutions,
         verifiers={n: (v.kind, v.max_verifications) for n, v in arrays.verifiers.items()}, settings=settings,
