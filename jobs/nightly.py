@@ -65,6 +65,7 @@ class NightlyConfig:
     datasets: dict[str, list[str]] = field(default_factory=dict)
     budgets: dict[str, list[str]] = field(default_factory=dict)
     pipeline_overrides: list[str] = field(default_factory=list)
+    analysis_overrides: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     output_root: str = "runs/nightly/runs"
     history: str = "runs/nightly/history"
@@ -262,7 +263,8 @@ def run_night(cfg: NightlyConfig, date: str, executor: Executor, python: str = "
     """Run the spec for ``date`` (those runs without analysis curves yet), record, judge, report."""
     output_root = resolve(cfg.output_root)
     specs = [(e, submit.JobSpec(overrides=e.overrides, run_id=e.run_id(date), output_dir=output_root.display,
-                                python=python, analyze=True))
+                                python=python, analyze=True,
+                                analysis_overrides=tuple(cfg.analysis_overrides)))
              for e in entries(cfg)]
     todo = [(e, s) for e, s in specs if not output_root.join(s.run_id, CURVES_FILE).exists()]
     failures = executor.run_all(todo, cfg.timeout_s) if todo else {}

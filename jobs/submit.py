@@ -55,6 +55,7 @@ class JobSpec:
     pip: tuple[str, ...] = ()
     env_vars: dict[str, str] = field(default_factory=dict)
     analyze: bool = False
+    analysis_overrides: tuple[str, ...] = ()
     entrypoint_num_cpus: float | None = None
 
     @property
@@ -87,10 +88,12 @@ def build_entrypoint(spec: JobSpec) -> str:
     Every word is quoted with shlex, so override values with spaces, quotes or ``$`` reach Hydra intact.
     """
     check_overrides(spec.overrides)
+    check_overrides(spec.analysis_overrides)
     cmd = shlex.join([spec.python, "-m", "pipeline.run", *spec.overrides, f"output_dir={spec.output_dir}",
                       f"run_id={spec.run_id}"])
     if spec.analyze:
-        cmd += " && " + shlex.join([spec.python, "-m", "analysis.run", f"run_dir={spec.run_dir}"])
+        cmd += " && " + shlex.join([spec.python, "-m", "analysis.run", f"run_dir={spec.run_dir}",
+                                    *spec.analysis_overrides])
     return cmd
 
 

@@ -1,8 +1,10 @@
-"""jobs.submit against a real local Ray head (127.0.0.1, token auth on, canary token), started once here.
+"""jobs.submit and the nightly runner against a real local Ray head (127.0.0.1, token auth on with a
+canary token), started once for this module.
 
 The plumbing tests submit to a stand-in ``pipeline.run`` (a temp working_dir whose module echoes its
-arguments) so quoting, uploads, logs, status and stop are checked in seconds; the tiny real pipeline's
-end-to-end job is in test_jobs_pipeline_e2e.py.
+arguments) so quoting, uploads, logs, status and stop are checked in seconds; the last test runs the
+real pipeline (tiny random-weight Llama) and the real analysis as Ray jobs through the nightly runner,
+then looks for the canary token everywhere the run and the cluster wrote.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import submit
+from jobs import nightly, submit
+from jobs.history import read
+from jobs.storage import resolve
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +60,7 @@ class RayHead:
         cmd = ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
                "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
                f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-               "--num-cpus=2", "--object-store-memory=200000000", f"--temp-dir={self.tmp}",
+               "--num-cpus=4", "--object-store-memory=300000000", f"--temp-dir={self.tmp}",
                "--disable-usage-stats", "--include-dashboard=true"]
         self.log = open(self.tmp / "head.log", "w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -174,3 +178,57 @@ def test_no_token_is_refused(ray_head, monkeypatch):
     monkeypatch.setenv("WRONG_TOKEN", "not-the-token")
     with pytest.raises(Exception, match="Authentication failed"):
         submit.connect(ray_head.address, token_env="WRONG_TOKEN").list_jobs()
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    """A random-weight tiny Llama (solver and verifier) and 4 toy problems: real engines, meaningless text."""
+    from pipeline.testing import build_tiny_llama
+    from toyworld.task import make_problem_set, write_jsonl
+
+    root = tmp_path_factory.mktemp("tiny")
+    model = build_tiny_llama(root / "model")
+    write_jsonl(make_problem_set(2, seed=1)[:4], root / "toy.jsonl")
+    return [f"solver.path={model}", f"verifier.path={model}", f"dataset.file={root / 'toy.jsonl'}"]
+
+
+def _files_containing(text: str, *roots: Path) -> list[Path]:
+    needle = text.encode()
+    return [p for root in roots for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_tiny_pipeline_as_ray_jobs_through_the_nightly_runner(ray_head, tiny_world, tmp_path):
+    pipeline_overrides = [*tiny_world, "cluster=ray_cluster", "cluster.replica_num_gpus=0", "cluster.mode=phased",
+                          "budget.solutions=2", "budget.verifications=1"]
+    cfg = nightly.load_config([f"output_root={tmp_path}/runs", f"history={tmp_path}/history",
+                               f"report_dir={tmp_path}/reports",
+                               # plots off: analysis' log-scaled gain plot fails when every success rate is 0,
+                               # which is what a random-weight model scores (reported to the analysis owner).
+                               'analysis_overrides=["bootstrap=50","plots=false"]',
+                               "pipeline_overrides=[" + ",".join(f'"{o}"' for o in pipeline_overrides) + "]"],
+                              config_name="nightly/tiny")
+    date = "2026-04-01"
+    executor = nightly.RayJobsExecutor(ray_head.address, "RAY_AUTH_TOKEN", resolve(cfg.report_dir).join(date, "logs"))
+    outcome = nightly.run_night(cfg, date, executor)
+    log = tmp_path / "reports" / date / "logs" / f"nightly-{date}-toy-toy-s4_v2.log"
+    assert outcome.failed_runs == (), log.read_text()[-3000:]
+    assert outcome.exit_code == 0  # first night: nothing to compare with
+
+    run_dir = tmp_path / "runs" / f"nightly-{date}-toy-toy-s4_v2"
+    for table in ("problems", "solutions", "verifications"):
+        assert list((run_dir / table).glob("*.parquet")), table
+    assert (run_dir / "manifest.json").exists() and (run_dir / "analysis" / "curves.parquet").exists()
+    assert "analysis written to" in log.read_text()
+    history = read(resolve(cfg.history))
+    assert set(history["date"]) == {date} and {"pass@1", "pass@2", "maj@2"} <= set(history["metric"])
+    assert (tmp_path / "reports" / date / "report.md").read_text().startswith(f"# Nightly benchmark report — {date}")
+
+    # The canary token: not in the run directory (tables, manifest, hydra logs, wandb offline folder),
+    # the history, the report, the job logs we saved, nor anything the Ray head wrote (its session logs,
+    # job driver logs included).
+    assert (run_dir / "wandb").is_dir()
+    assert _files_containing(ray_head.token, tmp_path, ray_head.tmp) == []
+    control = tmp_path.parent / "canary-control"
+    control.mkdir(exist_ok=True)
+    (control / "blob.bin").write_bytes(b"\x00\x01" + ray_head.token.encode() + b"\xff")
+    assert _files_containing(ray_head.token, control) == [control / "blob.bin"]  # the scan does find it
