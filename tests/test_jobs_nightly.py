@@ -7,6 +7,7 @@ pipeline under the nightly runner is in test_jobs_pipeline_e2e.py.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,33 @@ def test_specs_compose():
     tiny = nightly.load_config([], "nightly/tiny")
     (entry,) = nightly.entries(tiny)
     assert entry.overrides[-1] == "cluster=local"
+
+
+@pytest.mark.slow
+def test_cli_local_night_with_the_tiny_pipeline(tmp_path):
+    """`python -m jobs.nightly --local --config-name nightly/tiny` as jobs/README.md shows it, on a random-weight
+    tiny Llama (the real pipeline and analysis); a canary token in the environment appears in no output."""
+    from pipeline.testing import build_tiny_llama
+    from toyworld.task import make_problem_set, write_jsonl
+
+    model = build_tiny_llama(tmp_path / "model")
+    write_jsonl(make_problem_set(2, seed=1)[:4], tmp_path / "toy.jsonl")
+    overrides = [f"solver.path={model}", f"verifier.path={model}", f"dataset.file={tmp_path / 'toy.jsonl'}",
+                 "cluster=local", "budget.solutions=2", "budget.verifications=1"]
+    token = "canary-cli-0123456789abcdef"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"RAY_AUTH_TOKEN": token}
+    out = tmp_path / "nightly"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.nightly", "--local", "--config-name", "nightly/tiny", "--date", "2026-05-01",
+         f"output_root={out}/runs", f"history={out}/history", f"report_dir={out}/reports",
+         # plots off: analysis' log-scaled gain plot fails when every success rate is 0 (random weights).
+         'analysis_overrides=["bootstrap=50","plots=false"]',
+         "pipeline_overrides=[" + ",".join(f'"{o}"' for o in overrides) + "]"],
+        cwd=nightly.CONF_DIR.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = out / "reports" / "2026-05-01" / "report.md"
+    assert proc.stdout.strip().endswith(f"OK: 0 flagged series, 0 failed runs; report: {report}")
+    assert (out / "runs" / "nightly-2026-05-01-toy-toy-s4_v2" / "analysis" / "curves.parquet").exists()
+    assert {"pass@1", "maj@2"} <= set(read(resolve(str(out / "history")))["metric"])
+    leaks = [p for p in out.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert leaks == [] and token not in proc.stdout + proc.stderr
