@@ -5,8 +5,10 @@ and write a regression report. Exits 1 when a metric regressed or a run failed, 
     python -m jobs.nightly --local --config-name nightly/tiny
     # a simulated night (injected date) with a Hydra override of the spec
     python -m jobs.nightly --local --config-name nightly/tiny --date 2026-01-05 regression.k=4
-    # submit the runs as Ray jobs (RAY_AUTH_TOKEN in the environment); conf/nightly.yaml is the GPU spec
-    python -m jobs.nightly --address http://127.0.0.1:8265 --config-name nightly/tiny
+    # submit the runs as Ray jobs to $RAY_ADDRESS (RAY_AUTH_TOKEN in the environment)
+    python -m jobs.nightly --config-name nightly/tiny --date 2026-01-06 'pipeline_overrides=["cluster=ray_cluster","cluster.replica_num_gpus=0"]'
+
+conf/nightly.yaml is the GPU spec (run it with ``--address`` on a cluster; see jobs/README.md).
 
 Each run is ``pipeline.run`` followed by ``analysis.run`` on its run directory
 ``<output_root>/nightly-<date>-<model>-<dataset>-<budget>`` (which must be readable from here: a shared

@@ -1,12 +1,15 @@
 """Submit a pipeline run to a Ray cluster through the Ray Jobs API, then follow, inspect or stop it.
 
-    # submit and follow the logs until the job ends (prints the run directory at the end)
-    python -m jobs.submit submit --address http://127.0.0.1:8265 -- dataset=toy budget.solutions=8
-    python -m jobs.submit submit --no-wait --run-id my-run -- dataset=toy   # prints the job id and returns
-    python -m jobs.submit logs sv-my-run --follow
-    python -m jobs.submit status sv-my-run
-    python -m jobs.submit where sv-my-run      # the run directory of that job
-    python -m jobs.submit stop sv-my-run
+    # submit, follow the logs until the job ends, print the run directory
+    python -m jobs.submit submit --run-id smoke-run --analyze -- cluster=ray_cluster cluster.replica_num_gpus=0 dataset.limit=4 budget.solutions=4 budget.verifications=2
+    python -m jobs.submit status sv-smoke-run
+    python -m jobs.submit where sv-smoke-run      # the run directory of that job
+    python -m jobs.submit logs sv-smoke-run
+    python -m jobs.submit submit --no-wait --run-id smoke-stop -- cluster=ray_cluster cluster.replica_num_gpus=0 dataset.limit=4
+    python -m jobs.submit stop sv-smoke-stop
+    python -m jobs.submit list                    # every job on the cluster with its status
+
+(jobs/README.md has the whole walk-through; scripts/smoke_jobs.sh runs these commands.)
 
 The address defaults to $RAY_ADDRESS, else http://127.0.0.1:8265 (the dashboard's job server, e.g.
 through ``ray dashboard cluster.yaml`` port-forwarding). Ray 2.59+ enables token authentication on
@@ -173,7 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="submit a pipeline run; Hydra overrides after --")
     s.add_argument("--run-id", default=None, help="run id (default: timestamp + random suffix)")
-    s.add_argument("--output-dir", default="runs", help="output root as seen from the cluster (path or URI)")
+    s.add_argument("--output-dir", default="runs",
+                   help="output root as seen from the cluster: a shared path or a URI; a relative path is "
+                        "made absolute here (default: runs)")
     s.add_argument("--working-dir", default=str(REPO_ROOT), help="repository to upload")
     s.add_argument("--python", default="python", help="python executable on the cluster")
     s.add_argument("--pip", action="append", default=[], help="extra pip requirement for the job (repeatable)")
@@ -181,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--analyze", action="store_true", help="run the analysis on the run directory afterwards")
     s.add_argument("--no-wait", action="store_true", help="print the job id and return")
     s.add_argument("overrides", nargs="*", help="Hydra overrides for pipeline.run")
+    sub.add_parser("list", help="list the cluster's jobs with their status and run directory")
     for name, help_ in (("logs", "print the job's logs"), ("status", "print the job's status"),
                         ("stop", "stop the job"), ("where", "print the job's run directory")):
         c = sub.add_parser(name, help=help_)
@@ -191,13 +197,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI; exit status 0 on success (for ``submit``: the job succeeded, or --no-wait)."""
+    """CLI; exit status 0 on success (for ``submit``: the job succeeded, or --no-wait), 1 when the
+    followed job did not succeed, 2 on a usage, connection or authentication error."""
+    from ray.exceptions import AuthenticationError
+
     args = _parser().parse_args(argv)
+    try:
+        return _run_command(args)
+    except (ValueError, KeyError, ConnectionError, AuthenticationError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run_command(args: argparse.Namespace) -> int:
     client = connect(args.address, args.token_env)
     if args.command == "submit":
+        bad_env = [kv for kv in args.env if "=" not in kv]
+        if bad_env:
+            raise ValueError(f"--env {bad_env[0]!r}: expected KEY=VALUE")
         env_vars = dict(kv.split("=", 1) for kv in args.env)
+        # A relative output dir would land in the job's unpacked working_dir copy on the cluster.
+        output_dir = args.output_dir if "://" in args.output_dir else os.path.abspath(args.output_dir)
         spec = JobSpec(overrides=tuple(args.overrides), run_id=args.run_id or new_run_id(),
-                       output_dir=args.output_dir, working_dir=args.working_dir, python=args.python,
+                       output_dir=output_dir, working_dir=args.working_dir, python=args.python,
                        pip=tuple(args.pip), env_vars=env_vars, analyze=args.analyze)
         job_id = submit(client, spec)
         print(f"submitted {job_id}; run directory: {spec.run_dir}", flush=True)
@@ -206,7 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         final = follow(client, job_id)
         print(f"job {job_id} {final}; run directory: {spec.run_dir}")
         return 0 if final == "SUCCEEDED" else 1
-    if args.command == "logs":
+    if args.command == "list":
+        for job in client.list_jobs():
+            run_dir = (job.metadata or {}).get(RUN_DIR_KEY, "-")
+            print(f"{job.submission_id or job.job_id}\t{job.status.value}\t{run_dir}")
+    elif args.command == "logs":
         if args.follow:
             follow(client, args.job_id)
         else:
