@@ -169,8 +169,22 @@ class RayJobsExecutor:
         self.client = submit.connect(address, token_env)
         self.log_dir = log_dir
 
+    def _start(self, spec: submit.JobSpec) -> str:
+        """Submit ``spec``. Its job id is fixed by the run id, so a job of the same night may exist: one
+        still running (another runner) is waited for, one that ended (a re-run after a failure) is replaced."""
+        try:
+            state = submit.status(self.client, spec.submission_id)
+        except RuntimeError as err:
+            if "404" not in str(err):
+                raise
+            return submit.submit(self.client, spec)
+        if state in submit.TERMINAL:
+            self.client.delete_job(spec.submission_id)
+            return submit.submit(self.client, spec)
+        return spec.submission_id
+
     def run_all(self, specs, timeout_s):
-        job_ids = {entry: submit.submit(self.client, spec) for entry, spec in specs}
+        job_ids = {entry: self._start(spec) for entry, spec in specs}
         failures = {}
         for (entry, spec), job_id in zip(specs, job_ids.values()):
             try:

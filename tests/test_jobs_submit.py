@@ -37,6 +37,7 @@ STAND_IN = textwrap.dedent('''
     json.dump({"argv": sys.argv[1:], "files": sorted(os.listdir("."))}, open(os.path.join(run_dir, "argv.json"), "w"))
     print("stand-in pipeline got", len(sys.argv) - 1, "args", flush=True)
     time.sleep(float(args.get("+sleep", 0)))
+    sys.exit(int(args.get("+exit", 0)))
 ''')
 
 
@@ -169,6 +170,19 @@ def test_stop_a_running_job(ray_head, stand_in_repo, tmp_path, capsys):
     assert submit.main(["--address", ray_head.address, "stop", job_id]) == 0
     assert capsys.readouterr().out.strip() == f"{job_id}: stop requested"
     assert submit.wait(client, job_id, timeout_s=60, poll_s=0.5) == "STOPPED"
+
+
+def test_nightly_ray_executor_replaces_a_failed_job_of_the_same_night(ray_head, stand_in_repo, tmp_path):
+    log_dir = resolve(str(tmp_path / "logs"))
+    executor = nightly.RayJobsExecutor(ray_head.address, "RAY_AUTH_TOKEN", log_dir)
+    entry = nightly.Entry("m", "d", "b", ())
+    failing = _spec(stand_in_repo, tmp_path, "+exit=3")
+    failures = executor.run_all([(entry, failing)], timeout_s=60)
+    assert list(failures) == [entry] and f"job {failing.submission_id} FAILED" in failures[entry]
+    again = submit.JobSpec(overrides=("dataset=toy",), run_id=failing.run_id, output_dir=str(tmp_path),
+                           working_dir=str(stand_in_repo), python=sys.executable)
+    assert executor.run_all([(entry, again)], timeout_s=60) == {}
+    assert "stand-in pipeline got 3 args" in (tmp_path / "logs" / f"{failing.run_id}.log").read_text()
 
 
 def test_no_token_is_refused(ray_head, monkeypatch):
