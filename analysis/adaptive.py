@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
+
+from analysis.load import RunArrays
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,10 @@ def _verify(samples: ProblemSamples, idx: np.ndarray, v: int, rng: np.random.Gen
         raise ValueError(f"policy asks for V={v} verifications per solution; the run recorded "
                          f"{0 if samples.scores is None else samples.scores.shape[1]}")
     cols = rng.permuted(np.tile(np.arange(samples.scores.shape[1]), (idx.size, 1)), axis=1)[:, :v]
-    score = np.nanmean(samples.scores[idx[:, None], cols], axis=1) if v else np.zeros(idx.size)
+    sub = samples.scores[idx[:, None], cols]
+    n_ok = (~np.isnan(sub)).sum(axis=1)
+    # A solution with no recorded verification in its subset gets NaN, which never wins.
+    score = np.where(n_ok > 0, np.nansum(sub, axis=1) / np.maximum(n_ok, 1), np.nan)
     return best_of(samples.correct[idx], score)
 
 
@@ -190,27 +194,43 @@ def fit_by_difficulty(problems: list[ProblemSamples], probe: int, edges: tuple[f
     return ByDifficulty(probe, edges, tuple(choices))
 
 
-def problems_from_tables(solutions: pl.DataFrame, verifications: pl.DataFrame | None,
-                         verifier: str | None = None) -> tuple[list[str], list[ProblemSamples]]:
-    """Build per-problem samples from the pipeline's tables (one verifier's p_yes when given)."""
-    sol = solutions.sort(["problem_id", "solution_idx"])
-    scores = {}
-    if verifications is not None and verifier is not None:
-        ver = verifications.filter(pl.col("verifier") == verifier).sort(
-            ["problem_id", "solution_idx", "verification_idx"])
-        for (pid,), g in ver.group_by(["problem_id"], maintain_order=True):
-            v = g.group_by("solution_idx", maintain_order=True).agg(pl.col("p_yes"))
-            width = max(len(x) for x in v["p_yes"].to_list())
-            mat = np.full((sol.filter(pl.col("problem_id") == pid).height, width), np.nan)
-            for s_idx, ps in zip(v["solution_idx"].to_list(), v["p_yes"].to_list()):
-                mat[s_idx, : len(ps)] = [np.nan if p is None else p for p in ps]
-            scores[pid] = mat
-    ids, out = [], []
-    for (pid,), g in sol.group_by(["problem_id"], maintain_order=True):
-        ids.append(pid)
-        out.append(ProblemSamples(
-            classes=g["answer_class"].fill_null(-1).to_numpy().astype(int),
-            correct=g["is_correct"].fill_null(False).to_numpy().astype(bool),
-            scores=scores.get(pid),
-        ))
-    return ids, out
+def problems_from_arrays(run: RunArrays, verifier: str | None, vote_key: str = "equivalence") -> list[ProblemSamples]:
+    """Per-problem samples of a loaded run, in ``run.problem_ids`` order (one verifier's p_yes when given)."""
+    scores = run.verifiers[verifier].scores["p_yes"][0] if verifier else None
+    out = []
+    for i in range(len(run.problem_ids)):
+        ok = run.valid[i]
+        out.append(ProblemSamples(run.classes[vote_key][i, ok], run.correct[i, ok],
+                                  None if scores is None else scores[i, ok]))
+    return out
+
+
+def sweep(problems: list[ProblemSamples], max_v: int, n_orders: int, seed: int,
+          lam: float) -> dict[str, tuple[object, np.ndarray]]:
+    """The default policy sweep on a run: name -> (policy, per-problem (success, solutions, verifications)).
+
+    ``ByDifficulty`` is cross-fitted: its per-bin (S, V) is chosen on one half of the problems and
+    evaluated on the other, and the other way round, so no problem is scored by a choice it informed.
+    """
+    n = min(p.classes.size for p in problems)
+    out: dict[str, tuple[object, np.ndarray]] = {}
+    for k in sorted({2, 3, 4, n // 4, n // 2} - {0, 1}):
+        if k <= n:
+            pol = StopWhenAgree(k, n)
+            out[f"stop_when_agree(k={k},S<={n})"] = (pol, replay(pol, problems, n_orders, seed))
+    if max_v:
+        for agreement in (0.5, 0.75, 1.0):
+            pol = VerifyWhenSplit(n, max_v, agreement)
+            out[f"verify_when_split(S={n},V={max_v},agree<{agreement})"] = (pol, replay(pol, problems, n_orders, seed))
+    grid = [(s, v) for s in sorted({max(2, n // 8), max(2, n // 4), max(2, n // 2), n}) for v in sorted({0, 1, max_v})]
+    half = np.random.default_rng(seed).permutation(len(problems)) % 2
+    for price in (0.001, 0.01):
+        per_problem = np.zeros((len(problems), 3))
+        for fold in (0, 1):
+            tune = [p for p, h in zip(problems, half) if h != fold]
+            pol = fit_by_difficulty(tune, probe=2, edges=(0.99,), grid=grid, lam=lam, price=price,
+                                    n_orders=max(2, n_orders // 4), seed=seed)
+            idx = np.flatnonzero(half == fold)
+            per_problem[idx] = replay(pol, [problems[i] for i in idx], n_orders, seed)
+        out[f"by_difficulty(price={price})"] = (None, per_problem)
+    return out

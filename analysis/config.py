@@ -34,6 +34,8 @@ class AnalysisConfig:
     lam: Optional[float] = None  # override the measured lambda of the normalized axis
     model_params: dict[str, float] = field(default_factory=dict)  # parameter count per model name
     plots: bool = True
+    slice_by: list[str] = field(default_factory=lambda: ["dataset", "level", "subject"])  # problem columns
+    policy_orders: int = 16  # random sample orders each adaptive policy is replayed over
     plot_formats: list[str] = field(default_factory=lambda: ["png", "svg"])
 
     def __post_init__(self):
@@ -44,7 +46,7 @@ class AnalysisConfig:
         bad = sorted(set(self.methods) - set(METHODS))
         if bad or not self.methods:
             raise ValueError(f"analysis config: methods={list(self.methods)}; choose from {METHODS}")
-        for key in ("draws", "bootstrap", "budgets_per_decade"):
+        for key in ("draws", "bootstrap", "budgets_per_decade", "policy_orders"):
             if getattr(self, key) < 1:
                 raise ValueError(f"analysis config: {key} must be >= 1, got {getattr(self, key)}")
         if not 0 < self.ci_level < 1:

@@ -96,11 +96,12 @@ def _gain(table: pl.DataFrame, values: np.ndarray, counts: np.ndarray, level: fl
     a, b = values[:, pairs["ver_col"].to_numpy()], values[:, pairs["sc_col"].to_numpy()]
     diff = bootstrap.paired_difference(a, b, counts, level)
     ra, rb = bootstrap.resampled_means(a, counts), bootstrap.resampled_means(b, counts)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    # A resample where self-consistency scores 0 has an infinite relative gain; percentiles handle it.
     with np.errstate(invalid="ignore", divide="ignore"):
         rel_samples = ra / rb - 1
         rel = np.nanmean(a, 0) / np.nanmean(b, 0) - 1
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    rel_lo, rel_hi = np.nanpercentile(rel_samples, q, axis=0)
+        rel_lo, rel_hi = np.nanpercentile(rel_samples, q, axis=0)
     return pairs.select("budget", "sc_label", "ver_label").with_columns(
         sc=np.nanmean(b, 0), verification=np.nanmean(a, 0), gain=diff.mean, gain_lo=diff.lo, gain_hi=diff.hi,
         rel_gain=rel, rel_lo=rel_lo, rel_hi=rel_hi)

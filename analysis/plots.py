@@ -27,8 +27,10 @@ def _save(fig, out: Path, name: str, formats) -> list[Path]:
     return paths
 
 
-def frontier_plot(frontier: pl.DataFrame, oracle: pl.DataFrame, xlabel: str, out: Path, formats) -> list[Path]:
-    """Success rate of the best point per budget for each family, with CI bands; oracle dashed."""
+def frontier_plot(frontier: pl.DataFrame, oracle: pl.DataFrame, xlabel: str, out: Path, formats,
+                  policies: pl.DataFrame | None = None) -> list[Path]:
+    """Success rate of the best point per budget for each family, with CI bands; oracle dashed; adaptive
+    policies (if given) as points with their CIs."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         # "best" is the upper envelope of the two families drawn here, so it is not drawn again.
@@ -38,11 +40,34 @@ def frontier_plot(frontier: pl.DataFrame, oracle: pl.DataFrame, xlabel: str, out
             ax.fill_between(rows["budget"], rows["ci_lo"], rows["ci_hi"], step="post", color=color, alpha=0.15)
         if oracle.height:
             ax.plot(oracle["compute"], oracle["success"], color="grey", ls="--", lw=1, label="oracle (pass@S)")
+        if policies is not None and policies.height:
+            for family, marker in (("stop_when_agree", "o"), ("verify_when_split", "s"), ("by_difficulty", "^")):
+                rows = policies.filter(pl.col("policy").str.starts_with(family))
+                if rows.height:
+                    ax.errorbar(rows["compute"], rows["success"],
+                                yerr=[rows["success"] - rows["ci_lo"], rows["ci_hi"] - rows["success"]],
+                                fmt=marker, ms=3.5, lw=0.8, capsize=2, color="black", alpha=0.7,
+                                label=family.replace("_", " "))
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("success rate")
-        ax.legend()
+        ax.legend(fontsize=7)
         return _save(fig, out, "frontier", formats)
+
+
+def reliability_plot(bins: pl.DataFrame, out: Path, formats) -> list[Path]:
+    """Observed accuracy vs mean P(Yes) per probability bin, one line per verifier; diagonal = calibrated."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
+        for (name,), rows in bins.filter(pl.col("count") > 0).group_by(["verifier"], maintain_order=True):
+            ax.plot(rows["mean_p"], rows["accuracy"], marker="o", ms=3, lw=1.2, label=name)
+        ax.set_xlabel("mean P(Yes) in bin")
+        ax.set_ylabel("fraction correct")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        return _save(fig, out, "reliability", formats)
 
 
 def method_curves_plot(curves: pl.DataFrame, label: str, xlabel: str, out: Path, formats) -> list[Path]:

@@ -1,7 +1,7 @@
 """The Markdown report of an analysis: data, compute accounting, key numbers, frontier, fits, caveats."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +27,7 @@ class ReportInputs:
     fits: list[PowerLawFit]
     notes: list[str]
     figures: list[Path]
+    sections: list[str] = field(default_factory=list)  # extra Markdown lines (analysis.beyond)
 
 
 def _pct(x: float | None) -> str:
@@ -99,6 +100,8 @@ def render(r: ReportInputs) -> str:
     if fam.height:
         lines += _table(fam.select("family", "budget", "label", "S", "V", "success", "ci_lo", "ci_hi")
                         .filter(pl.col("family") != "best"))
+    if r.sections:
+        lines += ["", *r.sections]
     if r.notes:
         lines += ["", "## Caveats", ""] + [f"- {n}" for n in r.notes]
     if r.figures:

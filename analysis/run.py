@@ -24,6 +24,7 @@ from analysis.compute import AXIS_LABELS, ComputeModel, build_compute
 from analysis.config import AUTO_GRID_MAX_PAIRS, AnalysisConfig
 from analysis.fits import PowerLawFit, fit_power_law
 from analysis.frontier import Frontier, budget_grid, build_frontier
+from analysis.beyond import run_beyond
 from analysis.load import RunArrays, load_run
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -107,6 +108,9 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
     frontier = build_frontier(points, result.values, counts, budgets, cfg.ci_level)
     fit_label, optima, fits = _fit_optima(frontier, curve_table)
 
+    extra = run_beyond(arrays, points, result.values, counts, budgets, models, list(cfg.slice_by), cfg.ci_level,
+                       cfg.bootstrap, cfg.policy_orders, cfg.seed, out, cfg.plots, list(cfg.plot_formats))
+
     files = _write(curve_table, out, "curves") + _write(frontier.table, out, "frontier")
     files += _write(frontier.per_method, out, "frontier_per_method") + _write(frontier.gain, out, "gain")
     files += _write(pl.DataFrame([asdict(f) for f in fits]) if fits else pl.DataFrame({"quantity": []}), out, "fits")
@@ -115,7 +119,7 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
         xlabel = AXIS_LABELS[cfg.axis]
         formats = list(cfg.plot_formats)
         figures += plots.frontier_plot(frontier.table, curve_table.filter(pl.col("method") == "oracle").sort("compute"),
-                                       xlabel, out, formats)
+                                       xlabel, out, formats, extra.policies)
         for label in curve_table.filter(pl.col("V") > 0)["label"].unique(maintain_order=True):
             figures += plots.method_curves_plot(curve_table, label, xlabel, out, formats)
         if fits:
@@ -129,13 +133,13 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
         run_dir=Path(cfg.run_dir), n_problems=len(arrays.problem_ids), max_solutions=arrays.max_solutions,
         verifiers={n: (v.kind, v.max_verifications) for n, v in arrays.verifiers.items()}, settings=settings,
         compute=models, curves=curve_table, frontier=frontier, fit_label=fit_label, fits=fits, notes=notes,
-        figures=figures))
+        figures=figures + [f for f in extra.files if f.suffix == ".png"], sections=extra.sections))
     (out / "report.md").write_text(text)
     summary = {"run_dir": str(cfg.run_dir), "n_problems": len(arrays.problem_ids), "settings": settings,
                "lambda": {n or "solve": m.lam for n, m in models.items()}, "crossover": frontier.crossover,
                "fit_label": fit_label, "fits": [asdict(f) for f in fits], "notes": notes}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    files += figures + [out / "report.md", out / "summary.json"]
+    files += figures + extra.files + [out / "report.md", out / "summary.json"]
     return AnalysisResult(out, curve_table, frontier, fit_label, fits, files)
 
 
