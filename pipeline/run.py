@@ -62,7 +62,8 @@ def _ensure_ray(cfg: RunConfig) -> bool:
         # Logical CPUs, not cores: the replicas and the grading actor each hold one, and Ray Data's own
         # tasks need a few more; the engines themselves use the machine's cores as they can.
         num_cpus = c.num_cpus or max(4, os.cpu_count() or 1)
-        ray.init(num_cpus=num_cpus, object_store_memory=c.object_store_memory, include_dashboard=False,
+        # "local" starts a new cluster even when `ray start` left one running on this machine
+        ray.init(address="local", num_cpus=num_cpus, object_store_memory=c.object_store_memory, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     else:
         ray.init(address=c.address, log_to_driver=False)
@@ -115,8 +116,9 @@ def _verify(cfg: RunConfig, ds, sampling: dict):
 class _Committer:
     """Turns stage outputs into table rows, commits whole units, keeps the invocation's counts."""
 
-    def __init__(self, cfg: RunConfig, stores: dict[str, TableStore], inv: Invocation):
-        self.cfg, self.inv = cfg, inv
+    def __init__(self, cfg: RunConfig, stores: dict[str, TableStore], inv: Invocation, manifest: Manifest):
+        self.cfg, self.inv, self.manifest = cfg, inv, manifest
+        self._recorded_rows = 0
         c = cfg.cluster
         self.solutions = UnitBuffer(stores["solutions"], c.max_rows_per_part, c.commit_interval_s)
         self.verifications = UnitBuffer(stores["verifications"], c.max_rows_per_part, c.commit_interval_s,
@@ -162,6 +164,15 @@ class _Committer:
     def flush(self) -> None:
         self.verifications.flush()  # flushes solutions first (depends_on)
         self.solutions.flush()
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Record the invocation's counts in the manifest whenever rows were committed since last time,
+        so a killed invocation still shows what it did."""
+        rows = self.solutions.committed_rows + self.verifications.committed_rows
+        if rows != self._recorded_rows:
+            self._recorded_rows = rows
+            self.manifest.update(self.inv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +225,7 @@ def run(cfg: RunConfig) -> RunResult:
     inv = manifest.begin(cfg, {k: asdict(v) for k, v in sampling.items()})
     stores = {t: TableStore(run_dir, t) for t in ("problems", "solutions", "verifications")}
     inv.recovered = {t: asdict(s.recover()) for t, s in stores.items()}
+    manifest.update(inv)
 
     done_problems = {p for (p,) in stores["problems"].done_units(["problem_id"])}
     new = inputs.problems.filter(pa.array([p not in done_problems for p in
@@ -226,7 +238,7 @@ def run(cfg: RunConfig) -> RunResult:
                                                 inputs.requests.column("problem_id").to_pylist()], pa.bool_()))
     problem_text = dict(zip(inputs.requests.column("problem_id").to_pylist(),
                             inputs.requests.column("problem").to_pylist()))
-    committer = _Committer(cfg, stores, inv)
+    committer = _Committer(cfg, stores, inv, manifest)
     started_ray = False
     try:
         if requests.num_rows:
@@ -268,6 +280,7 @@ def _run_solve(cfg: RunConfig, requests: pa.Table, sampling: dict, committer: _C
     t0 = time.monotonic()
     for batch in _solve_and_grade(cfg, requests, sampling).iter_batches(batch_size=None, batch_format="pyarrow"):
         rows = committer.solved(batch)
+        committer.checkpoint()
         progress.update(batch.num_rows, int(pc.sum(rows.column("completion_tokens")).as_py() or 0))
     committer.flush()
     progress.close()
@@ -281,6 +294,7 @@ def _run_verify(cfg: RunConfig, pending: pa.Table, sampling: dict, committer: _C
     for batch in _verify(cfg, _dataset(pending, cfg.cluster.batch_size), sampling).iter_batches(
             batch_size=None, batch_format="pyarrow"):
         progress.update(batch.num_rows, committer.verified(batch))
+        committer.checkpoint()
     committer.flush()
     progress.close()
     _close_stage(stats, t0)
@@ -318,6 +332,7 @@ def _run_streaming(cfg: RunConfig, requests: pa.Table, sampling: dict, committer
             committer.add_solutions(rows.select(solution_columns), 1, rows.column("_problem_prompt_tokens")[0].as_py(),
                                     rows.column("_problem_cached_tokens")[0].as_py())
             progress.update(1, int(pc.sum(rows.column("completion_tokens")).as_py() or 0) + committer.verified(rows))
+            committer.checkpoint()
     committer.flush()
     progress.close()
     _close_stage(solve_stats, t0)

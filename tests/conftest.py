@@ -51,10 +51,12 @@ def pipeline_overrides(model: Path, data: Path, out: Path, *extra: str) -> list[
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One local Ray for the in-process runs of the whole session (runs reuse it, never stop it)."""
+    """One local Ray for the whole session; yields its address. In-process runs reuse it (and never stop
+    it); subprocess drivers join it with ``cluster.address=<address>``, which saves each a Ray start."""
     import ray
 
-    ray.init(num_cpus=4, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False,
+    # address="local": always a fresh cluster, never one that `ray start` left running on this machine
+    ray.init(address="local", num_cpus=4, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
-    yield
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()

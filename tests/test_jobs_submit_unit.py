@@ -32,3 +32,8 @@ def test_runtime_env_excludes_and_checks_the_repo(tmp_path):
     assert env["pip"] == ["polars==2.1"] and env["env_vars"] == {"WANDB_MODE": "offline"}
     with pytest.raises(ValueError, match="not the solve-verify repository"):
         submit.build_runtime_env(submit.JobSpec(overrides=(), run_id="r", working_dir=str(tmp_path)))
+
+
+def test_cli_errors_exit_2_with_a_message(capsys):
+    assert submit.main(["--address", "http://127.0.0.1:1", "status", "sv-x"]) == 2
+    assert "error: Failed to connect to Ray at address: http://127.0.0.1:1" in capsys.readouterr().err

@@ -200,9 +200,9 @@ def _cli(args: list[str], log: Path, env: dict[str, str] | None = None, kill_whe
                 pass
 
 
-def test_cli_multirun_sweeps_a_budget(tiny_model, toy_problems, tmp_path):
+def test_cli_multirun_sweeps_a_budget(ray_local, tiny_model, toy_problems, tmp_path):
     args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "dataset.limit=1", "budget.verifications=0",
-                              "budget.solver.max_tokens=4")
+                              "budget.solver.max_tokens=4", f"cluster.address={ray_local}")
     rc = _cli(["--multirun", *[a for a in args if not a.startswith("budget.solutions=")], "budget.solutions=1,2"],
               tmp_path / "log.txt")
     assert rc == 0, (tmp_path / "log.txt").read_text()[-3000:]
@@ -210,60 +210,72 @@ def test_cli_multirun_sweeps_a_budget(tiny_model, toy_problems, tmp_path):
         assert _table(tmp_path / f"toy-toy-solver-s{s}-v0", "solutions").height == s
 
 
-def test_driver_killed_repeatedly_resumes_exactly_once(tiny_model, toy_problems, tmp_path):
+def _parts(run_dir: Path, table: str) -> int:
+    return len(list(run_dir.glob(f"{table}/part-*.parquet")))
+
+
+def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, toy_problems, tmp_path):
+    """SIGKILL the driver at commit hooks and at random moments, resuming each time; then check
+    exactly-once rows, byte-identical earlier parts, and that resuming regenerates only what is missing.
+    The drivers join the session's Ray (Ray reclaims a dead driver's actors), so a resume costs a
+    process and an engine start, not a cluster start."""
     args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2",
-                              "cluster.max_rows_per_part=1", "cluster.commit_interval_s=0")
+                              "cluster.max_rows_per_part=1", "cluster.commit_interval_s=0",
+                              f"cluster.address={ray_local}")
     run_dir = tmp_path / "toy-toy-solver-s3-v2"
     log = tmp_path / "log.txt"
-    rng = random.Random()
-    seed = rng.randrange(10**6)
-    rng.seed(seed)
+    seed = random.randrange(10**6)
+    rng = random.Random(seed)
     print(f"random kill seed {seed}")
 
-    def random_kill_once_verifying():
-        # a random moment after the first verification part is on disk
-        if not hasattr(random_kill_once_verifying, "at"):
-            if list(run_dir.glob("verifications/part-*.parquet")):
-                random_kill_once_verifying.at = time.monotonic() + rng.uniform(0.0, 2.0)
-            return False
-        return time.monotonic() >= random_kill_once_verifying.at
+    def random_kill(table: str):
+        """A random moment (0-0.5 s) after the next part of ``table`` lands."""
+        state: dict[str, float] = {}
 
-    def random_kill_while_solving():
-        if not hasattr(random_kill_while_solving, "at"):
-            random_kill_while_solving.at = time.monotonic() + rng.uniform(15.0, 30.0)
-        return time.monotonic() >= random_kill_while_solving.at
+        def due() -> bool:
+            if "start" not in state:
+                state["start"] = _parts(run_dir, table)
+            if "at" not in state:
+                if _parts(run_dir, table) > state["start"]:
+                    state["at"] = time.monotonic() + rng.uniform(0.0, 0.5)
+                return False
+            return time.monotonic() >= state["at"]
+        return due
 
     segments = [
-        dict(env={"SOLVE_VERIFY_FAULT": "after_commit_solutions:1"}),
-        dict(kill_when=random_kill_while_solving),
-        dict(env={"SOLVE_VERIFY_FAULT": "before_rename_solutions:1"}),
-        dict(kill_when=random_kill_once_verifying),
-        dict(env={"SOLVE_VERIFY_FAULT": "before_rename_verifications:2"}),
-        dict(env={"SOLVE_VERIFY_FAULT": "mid_verify:1"}),
+        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "after_commit_solutions:1"})),
+        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "before_rename_solutions:1"})),
+        ("random", dict(kill_when=random_kill("solutions"))),
+        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "mid_verify:2"})),
+        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "before_rename_verifications:2"})),
+        ("random", dict(kill_when=random_kill("verifications"))),
+        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "after_commit_verifications:1"})),
+        ("final", {}),
     ]
     written: dict[str, str] = {}
-    killed = 0
-    for seg in segments:
+    kills = {"hook": 0, "random": 0}
+    for kind, seg in segments:
         rc = _cli(args, log, **seg)
-        killed += rc == -signal.SIGKILL
         assert rc in (0, -signal.SIGKILL), log.read_text()[-3000:]
+        if rc != 0:
+            kills[kind] += 1
         now = _hashes(run_dir) if run_dir.exists() else {}
         for name, digest in written.items():  # rows written before a kill are never rewritten
             assert now.get(name) == digest, f"{name} changed or vanished after a resume"
         written.update(now)
         if rc == 0:
             break
-    assert killed >= 4, f"only {killed} kills landed; log: {log.read_text()[-2000:]}"
-    if rc != 0:
-        assert _cli(args, log) == 0, log.read_text()[-3000:]
-    assert all(_hashes(run_dir).get(n) == d for n, d in written.items())
+    assert rc == 0 and kind == "final", f"a hook segment finished the run; kills {kills}"
+    assert kills["hook"] == 5, kills
     _assert_complete(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
-    assert len(m["invocations"]) >= 5
-    assert any(inv["recovered"].get("solutions", {}).get("tmp_files") for inv in m["invocations"])
-    last = m["invocations"][-1]
-    resumed_tokens = sum(s["completion_tokens"] for s in last["stages"].values())
-    total_tokens = _table(run_dir, "solutions")["completion_tokens"].sum() + \
+    invs = m["invocations"]
+    assert len(invs) == len(segments) and invs[-1]["status"] == "finished"
+    assert any(inv["recovered"]["solutions"]["tmp_files"] for inv in invs)
+    assert any(inv["recovered"]["verifications"]["tmp_files"] for inv in invs)
+    total = _table(run_dir, "solutions")["completion_tokens"].sum() + \
         _table(run_dir, "verifications")["completion_tokens"].sum()
-    assert 0 <= resumed_tokens < total_tokens
-    print(f"kills: {killed}; last resume generated {resumed_tokens} of {total_tokens} tokens in the tables")
+    final = sum(s["completion_tokens"] for s in invs[-1]["stages"].values())
+    # the final resume generated only the missing units: something, but less than a full run
+    assert 0 < final < total
+    print(f"kills {kills}; final resume generated {final} of the {total} tokens in the tables")

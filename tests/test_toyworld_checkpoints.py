@@ -1,0 +1,137 @@
+"""The shipped toy checkpoints load in transformers and vLLM and reach the model card's numbers."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from toyworld import formats, task
+from toyworld.prm import hf_step_scores
+from toyworld.tokenizer import verdict_token_ids
+from toyworld.train import CHECKPOINTS, DATA_DIR
+
+GREEDY_TOLERANCE = 0.04  # per-level greedy accuracy vs metrics.json (float32 numerics differ across CPUs)
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return json.loads((CHECKPOINTS / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def test_rows():
+    return task.read_jsonl(DATA_DIR / "toy_test.jsonl")
+
+
+def test_checkpoint_files_are_small():
+    total = 0
+    for name in ("solver", "verifier", "prm"):
+        d = CHECKPOINTS / name
+        for f in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                  "tokenizer_config.json"):
+            assert (d / f).exists(), d / f
+        total += sum(p.stat().st_size for p in d.iterdir())
+    assert total < 30e6
+
+
+def test_solver_in_transformers(test_rows):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(CHECKPOINTS / "solver")
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    rows = [r for r in test_rows if r["level"] == 1][:8]
+    ok = 0
+    for r in rows:
+        enc = tok(formats.solver_prompt(r["problem"]), return_tensors="pt")
+        out = model.generate(**enc, do_sample=False, max_new_tokens=60, pad_token_id=tok.pad_token_id)
+        text = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        steps = formats.split_steps(text)
+        assert steps and all(task._STEP_RE.match(s) or task._ANSWER_RE.match(s) for s in steps), text
+        ok += formats.extract_answer(text) == r["answer"]
+    assert ok >= len(rows) // 2
+
+
+def _p_yes(model, tok, prompt):
+    y, n = verdict_token_ids(tok)
+    enc = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**enc).logits[0, -1]
+    return torch.softmax(logits[[y, n]], -1)[0].item()
+
+
+def test_verifier_in_transformers(test_rows):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(CHECKPOINTS / "verifier")
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    good, bad = [], []
+    for r in [r for r in test_rows if r["level"] == 2][:10]:
+        p = task.parse_problem(r["problem"])
+        steps = p.reference_steps()
+        crit = "".join(l + "\n" for l in task.critique_lines(p, steps, -1))
+        good.append(_p_yes(model, tok, formats.genrm_prompt(p.text, "\n".join(steps)) + crit + formats.VERDICT_CUE))
+        steps[1] = steps[1][:-1] + str((int(steps[1][-1]) + 3) % 10)
+        crit = "".join(l + "\n" for l in task.critique_lines(p, steps, 1))
+        bad.append(_p_yes(model, tok, formats.genrm_prompt(p.text, "\n".join(steps)) + crit + formats.VERDICT_CUE))
+    assert sum(good) / len(good) > 0.8 and sum(bad) / len(bad) < 0.2
+
+
+def test_prm_in_transformers(test_rows):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = str(CHECKPOINTS / "prm")
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32).eval()
+    assert model.config.num_labels == 2
+    ref, wrong = [], []
+    for r in [r for r in test_rows if r["level"] == 2][:10]:
+        steps = list(r["steps"])
+        s = hf_step_scores(model, tok, r["problem"], steps)
+        assert len(s) == len(steps) and all(0 <= x <= 1 for x in s)
+        ref.append(min(s))
+        steps[0] = steps[0][:-1] + str((int(steps[0][-1]) + 3) % 10)
+        wrong.append(hf_step_scores(model, tok, r["problem"], steps)[0])
+    assert sum(ref) / len(ref) > sum(wrong) / len(wrong) + 0.3
+
+
+@pytest.fixture(scope="session")
+def solver_llm():
+    from toyworld.train import make_llm
+
+    llm = make_llm(CHECKPOINTS / "solver", seed=0)
+    yield llm
+    try:
+        llm.llm_engine.engine_core.shutdown()
+    except Exception:
+        pass
+
+
+@pytest.mark.slow
+def test_solver_in_vllm_matches_model_card(solver_llm, test_rows, metrics):
+    from toyworld.evaluate import greedy_accuracy
+
+    acc = greedy_accuracy(solver_llm, test_rows)
+    for lv, a in acc.items():
+        card = metrics["solver"]["per_level"][str(lv)]["greedy"]
+        assert abs(a - card) <= GREEDY_TOLERANCE, (lv, a, card)
+
+
+@pytest.mark.slow
+def test_solver_samples_vary_and_keep_the_format(solver_llm, test_rows):
+    from vllm import SamplingParams
+
+    rows = [r for r in test_rows if r["level"] == 5][:20]
+    outs = solver_llm.generate([formats.solver_prompt(r["problem"]) for r in rows],
+                               SamplingParams(n=8, temperature=1.0, max_tokens=160), use_tqdm=False)
+    distinct, fmt = 0, 0
+    for o in outs:
+        texts = [c.text for c in o.outputs]
+        distinct += len({formats.extract_answer(t) for t in texts}) > 1
+        fmt += sum(all(task._STEP_RE.match(s) or task._ANSWER_RE.match(s) for s in formats.split_steps(t))
+                   for t in texts)
+    assert distinct >= len(rows) // 2  # diverse answers on the hard level
+    assert fmt >= 0.9 * 8 * len(rows)
+    assert not math.isnan(fmt)
