@@ -10,11 +10,11 @@ make setup
 
 # --- Trying it on one machine ---
 export RAY_AUTH_TOKEN="$(python -c 'import secrets; print(secrets.token_hex(16))')"
-ray start --head --block --node-ip-address=127.0.0.1 --port=6390 --dashboard-host=127.0.0.1 --dashboard-port=8275 --num-cpus=4 --disable-usage-stats > /tmp/ray-head.log 2>&1 &
+ray start --head --block --node-ip-address=127.0.0.1 --port=6390 --dashboard-host=127.0.0.1 --dashboard-port=8275 --dashboard-agent-listen-port=52375 --ray-client-server-port=23001 --num-cpus=4 --disable-usage-stats > /tmp/ray-head.log 2>&1 &
 RAY_HEAD_PID=$!
 trap 'kill "$RAY_HEAD_PID" 2>/dev/null || true' EXIT
 export RAY_ADDRESS=http://127.0.0.1:8275
-until python -m jobs.submit list > /dev/null 2>&1; do sleep 2; done
+until python -m jobs.submit list > /dev/null 2>&1; do kill -0 "$RAY_HEAD_PID"; sleep 2; done
 
 # --- Submit, follow, stop ---
 python -m jobs.submit submit --run-id smoke-run --analyze -- cluster=ray_cluster cluster.replica_num_gpus=0 dataset.limit=4 budget.solutions=4 budget.verifications=2

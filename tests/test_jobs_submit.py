@@ -185,6 +185,25 @@ def test_nightly_ray_executor_replaces_a_failed_job_of_the_same_night(ray_head, 
     assert "stand-in pipeline got 3 args" in (tmp_path / "logs" / f"{failing.run_id}.log").read_text()
 
 
+def _non_loopback_ip() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent; this only picks the outgoing interface
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def test_job_server_listens_on_loopback_only(ray_head):
+    ip = _non_loopback_ip()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    socket.create_connection(("127.0.0.1", ray_head.dashboard_port), timeout=5).close()
+    with pytest.raises(OSError):
+        socket.create_connection((ip, ray_head.dashboard_port), timeout=5).close()
+
+
 def test_no_token_is_refused(ray_head, monkeypatch):
     monkeypatch.delenv("RAY_AUTH_TOKEN")
     with pytest.raises(Exception, match="Authentication required"):
