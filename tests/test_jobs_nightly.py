@@ -16,6 +16,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.config import AnalysisConfig
+from analysis.run import run as analyse
 from analysis.synthetic import SyntheticSpec, write_synthetic_run
 from jobs import nightly
 from jobs.history import read
@@ -23,7 +25,7 @@ from jobs.storage import resolve
 
 
 class SyntheticPipeline:
-    """Executor whose pipeline stage writes a synthetic run; the analysis stage is the real CLI.
+    """Executor whose pipeline stage writes a synthetic run; the analysis stage is the real one (in process).
 
     ``broken`` injects a regression: the solver answers half of the problems wrong (every sample of
     those problems gets a new wrong answer class), as a broken prompt or checkpoint would.
@@ -39,8 +41,7 @@ class SyntheticPipeline:
                                                        run_id=spec.run_id))
             if self.broken:
                 _break_half_the_problems(run_dir)
-            subprocess.run([sys.executable, "-m", "analysis.run", f"run_dir={run_dir}", "bootstrap=100",
-                            "plots=false"], check=True, capture_output=True)
+            analyse(AnalysisConfig(run_dir=str(run_dir), bootstrap=100, plots=False))
             self.ran.append(spec.run_id)
         return {}
 
