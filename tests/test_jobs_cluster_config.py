@@ -96,6 +96,10 @@ def test_kuberay_rayjob_manifest_runs_pipeline_then_analysis():
     assert spec["shutdownAfterJobFinishes"] is True
     pipeline, analysis = spec["entrypoint"].split(" && ")
     assert pipeline.startswith("python -m pipeline.run ") and "run_id=math500-llama31-8b" in pipeline
+    from pipeline.config import compose
+
+    run = compose(pipeline.split()[3:])  # the overrides are a valid pipeline config
+    assert (run.dataset.name, run.cluster.mode, run.budget.solutions) == ("math500", "streaming", 256)
     assert analysis == "python -m analysis.run run_dir=/mnt/shared/runs/math500-llama31-8b"
     assert yaml.safe_load(spec["runtimeEnvYAML"]) == {"env_vars": {"WANDB_MODE": "offline"}}
 

@@ -146,12 +146,18 @@ def test_cli_rejects_bad_date_and_bad_spec(capsys):
     assert "min_history" in capsys.readouterr().err
 
 
-def test_specs_compose():
+def test_specs_compose_and_every_run_is_a_valid_pipeline_config():
+    from pipeline.config import compose
+
     prod = nightly.load_config([], "nightly")
     assert len(nightly.entries(prod)) == len(prod.models) * len(prod.datasets) * len(prod.budgets) == 4
     tiny = nightly.load_config([], "nightly/tiny")
     (entry,) = nightly.entries(tiny)
     assert entry.overrides[-1] == "cluster=local"
+    for spec in (prod, tiny):
+        for e in nightly.entries(spec):
+            run = compose([*e.overrides, "run_id=x"])  # the pipeline's own typed config and checks
+            assert run.dataset.name == e.dataset and run.budget.solutions > 0
 
 
 @pytest.mark.slow
