@@ -125,6 +125,7 @@ class SamplingConfig:
     temperature: Optional[float] = None
     top_p: Optional[float] = None
     max_tokens: int = 512
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
 
     def validate(self, key: str) -> None:
         _check(self.temperature is None or self.temperature >= 0, f"{key}.temperature", "must be >= 0")

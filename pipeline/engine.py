@@ -6,7 +6,10 @@ knows its own replica id and Ray node id, which every row it produces records.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -46,6 +49,7 @@ class SamplingUsed:
     repetition_penalty: float
     max_tokens: int
     stop: tuple[str, ...]
+    ignore_eos: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -77,6 +81,7 @@ def resolve_sampling(model: ModelConfig, sampling: SamplingConfig, stop: tuple[s
         repetition_penalty=float(pick(None, "repetition_penalty", 1.0)),
         max_tokens=sampling.max_tokens,
         stop=tuple(stop),
+        ignore_eos=sampling.ignore_eos,
     )
 
 
@@ -87,7 +92,7 @@ def sampling_params(used: SamplingUsed, n: int, **extra: Any):
     return SamplingParams(
         n=n, temperature=used.temperature, top_p=used.top_p, top_k=used.top_k, min_p=used.min_p,
         repetition_penalty=used.repetition_penalty, max_tokens=used.max_tokens, stop=list(used.stop) or None,
-        **extra,
+        ignore_eos=used.ignore_eos, **extra,
     )
 
 
@@ -140,23 +145,105 @@ def build_llm(model: ModelConfig, seed: int):
     return LLM(**kwargs)
 
 
+class EngineLoop:
+    """Feeds one engine from several threads so its queue stays full across Ray Data batches.
+
+    ``LLM.generate`` per batch leaves the engine idle between batches (outputs converted, next batch
+    fetched) and drains the running set at each batch's end. Here callers (concurrent stage calls, one
+    thread each) add their requests to the shared engine, and one background thread steps it and hands
+    each caller its outputs once all of them finished. A lock serialises ``add_request`` and ``step``.
+    """
+
+    def __init__(self, llm):
+        from vllm.sampling_params import RequestOutputKind
+
+        self._engine = llm.llm_engine
+        self._final_only = RequestOutputKind.FINAL_ONLY
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._waiting: dict[str, tuple[_Call, int]] = {}
+        self._ids = itertools.count()
+        self._error: BaseException | None = None
+        threading.Thread(target=self._loop, name="engine-loop", daemon=True).start()
+
+    def generate(self, prompts: list[list[int]], params) -> list:
+        """Outputs for token-id prompts (one SamplingParams, or one per prompt), in order."""
+        call = _Call(len(prompts))
+        per_prompt = params if isinstance(params, list) else [params] * len(prompts)
+        with self._lock:
+            for i, (ids, p) in enumerate(zip(prompts, per_prompt)):
+                p = p.clone()
+                p.output_kind = self._final_only
+                rid = str(next(self._ids))
+                self._waiting[rid] = (call, i)
+                self._engine.add_request(rid, {"prompt_token_ids": ids}, p)
+            self._work.notify()
+        call.done.wait()
+        if self._error is not None:
+            raise RuntimeError("the engine loop failed") from self._error
+        return call.outputs
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    while not self._engine.has_unfinished_requests():
+                        self._work.wait()
+                    outputs = self._engine.step()
+                    finished = [(self._waiting.pop(o.request_id), o) for o in outputs if o.finished]
+                for (call, i), out in finished:
+                    call.put(i, out)
+        except BaseException as e:  # wake every caller instead of hanging them
+            self._error = e
+            for call, _ in list(self._waiting.values()):
+                call.done.set()
+
+
+class _Call:
+    def __init__(self, n: int):
+        self.outputs: list = [None] * n
+        self._left = n
+        self.done = threading.Event()
+        if n == 0:
+            self.done.set()
+
+    def put(self, i: int, output) -> None:
+        self.outputs[i] = output
+        self._left -= 1
+        if self._left == 0:
+            self.done.set()
+
+
 class Replica:
-    """One engine replica inside a Ray actor (base of the solve / verify stage classes)."""
+    """One engine replica inside a Ray actor (base of the solve / verify stage classes).
+
+    Stage calls may run concurrently (``CALLS_PER_REPLICA`` threads); they share the engine through
+    an :class:`EngineLoop`.
+    """
 
     def __init__(self, model: ModelConfig, seed: int, role: str):
         import ray
 
         self.model = model
+        t0 = time.time()
         self.llm = build_llm(model, seed)
+        self.engine_ready_at = time.time()
+        self.engine_start_s = self.engine_ready_at - t0
         self.tokenizer = self.llm.get_tokenizer()
+        self.loop = EngineLoop(self.llm)
         self.replica_id = f"{role}-{uuid.uuid4().hex[:8]}"
         self.node_id = ray.get_runtime_context().get_node_id()
 
+    def timing_columns(self, rows: int) -> dict:
+        """Engine start time and readiness instant, for the driver's stage statistics (not table columns)."""
+        import pyarrow as pa
+
+        return {"_engine_start_s": pa.array([self.engine_start_s] * rows, pa.float64()),
+                "_engine_ready_at": pa.array([self.engine_ready_at] * rows, pa.float64())}
+
     def generate(self, token_prompts: list[list[int]], params) -> list:
         """Outputs for prompts given as token ids (one SamplingParams, or one per prompt), in order."""
-        if not token_prompts:
-            return []
-        return self.llm.generate([{"prompt_token_ids": ids} for ids in token_prompts], params, use_tqdm=False)
+        return self.loop.generate(token_prompts, params)
 
 
 def render_ids(tokenizer, prompt: Prompt, **fields: Any) -> list[int]:

@@ -97,6 +97,18 @@ class StageStats:
     cached_prompt_tokens: int = 0
     completion_tokens: int = 0
     extra_tokens: int = 0  # verdict-cue continuations (prompt + 1 generated token each)
+    engine_start_s: float = 0.0  # slowest replica's engine start
+    engine_ready_at: float | None = None  # unix time the first replica's engine was ready
+    generate_s: float = 0.0  # from engine_ready_at to the last commit: wall time without engine start
+
+    def saw_engines(self, batch) -> None:
+        """Fold in a stage batch's ``_engine_start_s`` / ``_engine_ready_at`` columns."""
+        import pyarrow.compute as pc
+
+        self.engine_start_s = max(self.engine_start_s, pc.max(batch.column("_engine_start_s")).as_py())
+        ready = pc.min(batch.column("_engine_ready_at")).as_py()
+        self.engine_ready_at = ready if self.engine_ready_at is None else min(self.engine_ready_at, ready)
+        self.generate_s = time.time() - self.engine_ready_at
 
     @property
     def tokens_per_s(self) -> float:

@@ -116,8 +116,10 @@ def format_summary(summary: Summary, stages: dict) -> str:
         f"verifications {summary.verifications}",
     ]
     for name, s in stages.items():
-        lines.append(f"{name}: {s.completion_tokens} tokens in {s.wall_s:.1f}s = {s.tokens_per_s:.0f} tok/s "
-                     f"({s.units} units this invocation, {s.replica_seconds:.0f} replica-s)")
+        after_start = s.completion_tokens / s.generate_s if s.generate_s > 0 else 0.0
+        lines.append(f"{name}: {s.completion_tokens} tokens in {s.wall_s:.1f}s = {s.tokens_per_s:.0f} tok/s; "
+                     f"{after_start:.0f} tok/s after engine start ({s.engine_start_s:.0f}s) | {s.units} units "
+                     f"this invocation, {s.replica_seconds:.0f} replica-s")
     lines.append(f"accuracy: first sample {pct(summary.first_sample_accuracy)} | majority vote "
                  f"{pct(summary.majority_vote_accuracy)} | best-of-N by mean p_yes {pct(summary.best_of_n_accuracy)}")
     return "\n".join(lines)

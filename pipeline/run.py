@@ -36,6 +36,7 @@ from pipeline.store import TableStore, UnitBuffer
 from pipeline.verify import VerifyStage, verdict_token_ids, verification_rows
 
 
+CALLS_PER_REPLICA = 2
 USER_ERRORS = (ConfigError, ConfigMismatch, DatasetError, ModelPathError)
 
 
@@ -82,9 +83,14 @@ def _dataset(table: pa.Table, rows_per_block: int):
 
 
 def _pool_args(cfg: RunConfig, replicas: int) -> dict:
+    from ray.data import ActorPoolStrategy
+
     c = cfg.cluster
-    args = dict(concurrency=(replicas, replicas), num_cpus=c.replica_num_cpus, batch_format="pyarrow",
-                batch_size=c.batch_size)
+    # A fixed pool of `replicas` actors (like concurrency=(R, R)); two calls per actor run at once so the
+    # next batch's requests join the engine's queue while the current ones finish (engine.EngineLoop).
+    pool = ActorPoolStrategy(size=replicas, max_concurrent_calls_per_actor=CALLS_PER_REPLICA,
+                             enable_true_multi_threading=True)
+    args = dict(compute=pool, num_cpus=c.replica_num_cpus, batch_format="pyarrow", batch_size=c.batch_size)
     if c.replica_num_gpus:
         args["num_gpus"] = c.replica_num_gpus
     if c.replica_resources:
@@ -128,6 +134,7 @@ class _Committer:
         """Commit graded problem rows (all S solutions of each problem); returns the solution rows."""
         faults.hit("mid_solve")
         rows = solution_rows(batch, self.cfg.run_id, self.cfg.solver.name, self.cfg.budget.seed)
+        self.inv.stages["solve"].saw_engines(batch)
         self.add_solutions(rows, batch.num_rows, int(pc.sum(batch.column("prompt_tokens")).as_py() or 0),
                            int(pc.sum(batch.column("cached_prompt_tokens")).as_py() or 0))
         return rows
@@ -150,6 +157,7 @@ class _Committer:
         rows = verification_rows(batch, self.cfg.run_id, v.name, v.kind, self.cfg.verifier_model.name,
                                  self.cfg.budget.seed)
         s = self.inv.stages["verify"]
+        s.saw_engines(batch)
         s.units += batch.num_rows
         s.rows += rows.num_rows
         s.requests += batch.num_rows
@@ -314,7 +322,9 @@ def _run_streaming(cfg: RunConfig, requests: pa.Table, sampling: dict, committer
         parents = pc.list_parent_indices(batch.column("text"))
         return (rows.append_column("problem", pc.take(batch.column("problem"), parents))
                 .append_column("_problem_prompt_tokens", pc.take(batch.column("prompt_tokens"), parents))
-                .append_column("_problem_cached_tokens", pc.take(batch.column("cached_prompt_tokens"), parents)))
+                .append_column("_problem_cached_tokens", pc.take(batch.column("cached_prompt_tokens"), parents))
+                .append_column("_solve_engine_start_s", pc.take(batch.column("_engine_start_s"), parents))
+                .append_column("_solve_engine_ready_at", pc.take(batch.column("_engine_ready_at"), parents)))
 
     ds = _solve_and_grade(cfg, requests, sampling).map_batches(per_solution, batch_format="pyarrow", batch_size=None)
     waiting: dict[str, list[pa.Table]] = {}
@@ -329,6 +339,8 @@ def _run_streaming(cfg: RunConfig, requests: pa.Table, sampling: dict, committer
             if sum(t.num_rows for t in parts) < cfg.budget.solutions:
                 continue
             rows = pa.concat_tables(waiting.pop(pid))
+            solve_stats.saw_engines(rows.select(["_solve_engine_start_s", "_solve_engine_ready_at"])
+                                    .rename_columns(["_engine_start_s", "_engine_ready_at"]))
             committer.add_solutions(rows.select(solution_columns), 1, rows.column("_problem_prompt_tokens")[0].as_py(),
                                     rows.column("_problem_cached_tokens")[0].as_py())
             progress.update(1, int(pc.sum(rows.column("completion_tokens")).as_py() or 0) + committer.verified(rows))

@@ -96,6 +96,7 @@ class SolveStage(Replica):
             "finish_reason": pa.array([[c.finish_reason for c in o.outputs] for o in outs], pa.list_(pa.string())),
             "replica_id": pa.array([self.replica_id] * len(outs), pa.string()),
             "node_id": pa.array([self.node_id] * len(outs), pa.string()),
+            **self.timing_columns(len(outs)),
         }
         out = batch.drop_columns(["prompt_token_ids"])
         for name, col in cols.items():

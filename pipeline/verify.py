@@ -122,6 +122,7 @@ class VerifyStage(Replica):
                                                 for i in range(len(prompts))], pa.int32()),
             "v_replica_id": pa.array([self.replica_id] * len(prompts), pa.string()),
             "v_node_id": pa.array([self.node_id] * len(prompts), pa.string()),
+            **self.timing_columns(len(prompts)),
             # extra prompt + generated tokens of the cue continuations (compute accounting only)
             "v_cue_tokens": pa.array([sum(len(c) + 1 for r, _, c in cue_jobs if r == i) for i in range(len(prompts))],
                                      pa.int64()),
