@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -243,7 +244,7 @@ def read_metrics(run_dir: Location, entry: Entry, date: str, metrics: Sequence[s
             raise ValueError(f"{curves_loc.display}: metrics {absent} requested by the spec are not there; "
                              f"available: {table['metric'].to_list()}")
         table = table.filter(pl.col("metric").is_in(list(metrics)))
-    commit = _git_commit()
+    commit = _run_commit(run_dir) or _git_commit()
     return [
         hist.MetricRecord(date=date, model=entry.model, dataset=entry.dataset, budget=entry.budget,
                           metric=row["metric"], value=_finite_or_none(row["value"]), ci_low=row["ci_low"],
@@ -254,6 +255,18 @@ def read_metrics(run_dir: Location, entry: Entry, date: str, metrics: Sequence[s
 
 def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or x != x else x
+
+
+def _run_commit(run_dir: Location) -> str | None:
+    """The git commit the pipeline recorded in the run's manifest (absent in Ray jobs, whose uploaded
+    working_dir has no .git; then the runner's own checkout is used)."""
+    manifest = run_dir.join("manifest.json")
+    if not manifest.exists():
+        return None
+    try:
+        return json.loads(manifest.read_text()).get("git_commit")
+    except ValueError:
+        return None
 
 
 def _git_commit() -> str | None:
