@@ -7,11 +7,10 @@ knows its own replica id and Ray node id, which every row it produces records.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import ModelConfig, SamplingConfig, resolve_path
@@ -50,9 +49,6 @@ class SamplingUsed:
     max_tokens: int
     stop: tuple[str, ...]
     ignore_eos: bool = False
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 def resolve_sampling(model: ModelConfig, sampling: SamplingConfig, stop: tuple[str, ...] = ()) -> SamplingUsed:

@@ -61,6 +61,8 @@ class Summary:
     skipped_problems: int
     solutions: int
     verifications: int
+    solution_tokens: int  # generated tokens in the tables (all invocations)
+    verification_tokens: int
     first_sample_accuracy: float | None
     majority_vote_accuracy: float | None
     best_of_n_accuracy: float | None  # the solution with the highest mean p_yes, per problem
@@ -79,14 +81,14 @@ def summarize(run_dir: Path) -> Summary:
     problems = _scan(run_dir, "problems")
     sols = _scan(run_dir, "solutions")
     vers = _scan(run_dir, "verifications")
-    n_prob = n_skip = n_sol = n_ver = 0
+    n_prob = n_skip = n_sol = n_ver = sol_tok = ver_tok = 0
     first = maj = best = None
     if problems is not None:
         row = problems.select(pl.len(), pl.col("skip_reason").is_not_null().sum()).collect().row(0)
         n_prob, n_skip = int(row[0]), int(row[1])
     if sols is not None:
         graded = sols.filter(pl.col("is_correct").is_not_null())
-        n_sol = int(sols.select(pl.len()).collect().item())
+        n_sol, sol_tok = (int(x or 0) for x in sols.select(pl.len(), pl.col("completion_tokens").sum()).collect().row(0))
         first = graded.filter(pl.col("solution_idx") == 0).select(pl.col("is_correct").mean()).collect().item()
         # majority over answer classes; ties go to the lowest class id (first seen); no answer never wins
         votes = (graded.filter(pl.col("answer_class").is_not_null())
@@ -97,13 +99,14 @@ def summarize(run_dir: Path) -> Summary:
         per_problem = graded.select("problem_id").unique().join(votes, on="problem_id", how="left")
         maj = per_problem.select(pl.col("is_correct").fill_null(False).mean()).collect().item()
         if vers is not None:
-            n_ver = int(vers.select(pl.len()).collect().item())
+            n_ver, ver_tok = (int(x or 0) for x in
+                              vers.select(pl.len(), pl.col("completion_tokens").sum()).collect().row(0))
             scores = vers.group_by("problem_id", "solution_idx").agg(pl.col("p_yes").mean().alias("score"))
             best = (graded.join(scores, on=["problem_id", "solution_idx"], how="inner")
                     .sort(["problem_id", "score", "solution_idx"], descending=[False, True, False], nulls_last=True)
                     .group_by("problem_id", maintain_order=True).first()
                     .select(pl.col("is_correct").mean()).collect().item())
-    return Summary(n_prob, n_skip, n_sol, n_ver, first, maj, best)
+    return Summary(n_prob, n_skip, n_sol, n_ver, sol_tok, ver_tok, first, maj, best)
 
 
 def format_summary(summary: Summary, stages: dict) -> str:
@@ -113,7 +116,8 @@ def format_summary(summary: Summary, stages: dict) -> str:
 
     lines = [
         f"problems {summary.problems} ({summary.skipped_problems} skipped) | solutions {summary.solutions} | "
-        f"verifications {summary.verifications}",
+        f"verifications {summary.verifications} | generated tokens: solutions {summary.solution_tokens}, "
+        f"verifications {summary.verification_tokens}",
     ]
     for name, s in stages.items():
         after_start = s.completion_tokens / s.generate_s if s.generate_s > 0 else 0.0
