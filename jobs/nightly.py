@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -172,7 +173,8 @@ class RayJobsExecutor:
 
     def _start(self, spec: submit.JobSpec) -> str:
         """Submit ``spec``. Its job id is fixed by the run id, so a job of the same night may exist: one
-        still running (another runner) is waited for, one that ended (a re-run after a failure) is replaced."""
+        still running (another runner) is waited for; after one that ended (a re-run after a failure) the
+        run is submitted again under ``<job id>-retry-<suffix>`` (the pipeline resumes its run directory)."""
         try:
             state = submit.status(self.client, spec.submission_id)
         except RuntimeError as err:
@@ -180,8 +182,7 @@ class RayJobsExecutor:
                 raise
             return submit.submit(self.client, spec)
         if state in submit.TERMINAL:
-            self.client.delete_job(spec.submission_id)
-            return submit.submit(self.client, spec)
+            return submit.submit(self.client, spec, submission_id=f"{spec.submission_id}-retry-{uuid.uuid4().hex[:6]}")
         return spec.submission_id
 
     def run_all(self, specs, timeout_s):

@@ -122,14 +122,14 @@ def connect(address: str | None = None, token_env: str = DEFAULT_TOKEN_ENV):
     return JobSubmissionClient(address, headers=headers)
 
 
-def submit(client, spec: JobSpec, agent_wait_s: float = 60.0) -> str:
-    """Submit ``spec``; return the job's submission id.
+def submit(client, spec: JobSpec, agent_wait_s: float = 60.0, submission_id: str | None = None) -> str:
+    """Submit ``spec`` (as ``submission_id``, default ``spec.submission_id``); return the job's id.
 
     A head that just started answers before its job agent is up ("No available agent to submit job");
     that refusal is retried for up to ``agent_wait_s`` seconds, any other error is raised at once.
     """
     kwargs = dict(entrypoint=build_entrypoint(spec), runtime_env=build_runtime_env(spec),
-                  submission_id=spec.submission_id, metadata={RUN_DIR_KEY: spec.run_dir},
+                  submission_id=submission_id or spec.submission_id, metadata={RUN_DIR_KEY: spec.run_dir},
                   entrypoint_num_cpus=spec.entrypoint_num_cpus)
     deadline = time.monotonic() + agent_wait_s
     while True:

@@ -174,7 +174,7 @@ def test_stop_a_running_job(ray_head, stand_in_repo, tmp_path, capsys):
     assert submit.wait(client, job_id, timeout_s=60, poll_s=0.5) == "STOPPED"
 
 
-def test_nightly_ray_executor_replaces_a_failed_job_of_the_same_night(ray_head, stand_in_repo, tmp_path):
+def test_nightly_ray_executor_resubmits_a_failed_job_of_the_same_night(ray_head, stand_in_repo, tmp_path):
     log_dir = resolve(str(tmp_path / "logs"))
     executor = nightly.RayJobsExecutor(ray_head.address, "RAY_AUTH_TOKEN", log_dir)
     entry = nightly.Entry("m", "d", "b", ())
@@ -185,6 +185,10 @@ def test_nightly_ray_executor_replaces_a_failed_job_of_the_same_night(ray_head, 
                            working_dir=str(stand_in_repo), python=sys.executable)
     assert executor.run_all([(entry, again)], timeout_s=60) == {}
     assert "stand-in pipeline got 3 args" in (tmp_path / "logs" / f"{failing.run_id}.log").read_text()
+    states = {j.submission_id: j.status.value for j in submit.connect(ray_head.address).list_jobs()
+              if j.submission_id.startswith(failing.submission_id)}
+    assert states.pop(failing.submission_id) == "FAILED"
+    assert [(k.startswith(f"{failing.submission_id}-retry-"), v) for k, v in states.items()] == [(True, "SUCCEEDED")]
 
 
 def _non_loopback_ip() -> str | None:
@@ -224,3 +228,57 @@ def test_job_server_enforces_the_token(ray_head, monkeypatch, capsys):
     monkeypatch.setenv("WRONG_TOKEN", "not-the-token")
     assert submit.main(["--address", ray_head.address, "--token-env", "WRONG_TOKEN", "list"]) == 2
     assert "Authentication failed" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    """A random-weight tiny Llama (solver and verifier) and 4 toy problems: real engines, meaningless text."""
+    from pipeline.testing import build_tiny_llama
+    from toyworld.task import make_problem_set, write_jsonl
+
+    root = tmp_path_factory.mktemp("tiny")
+    model = build_tiny_llama(root / "model")
+    write_jsonl(make_problem_set(2, seed=1)[:4], root / "toy.jsonl")
+    return [f"solver.path={model}", f"verifier.path={model}", f"dataset.file={root / 'toy.jsonl'}"]
+
+
+def _files_containing(text: str, *roots: Path) -> list[Path]:
+    needle = text.encode()
+    return [p for root in roots for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_tiny_pipeline_as_ray_jobs_through_the_nightly_runner(ray_head, tiny_world, tmp_path):
+    pipeline_overrides = [*tiny_world, "cluster=ray_cluster", "cluster.replica_num_gpus=0", "cluster.mode=phased",
+                          "budget.solutions=2", "budget.verifications=1"]
+    cfg = nightly.load_config([f"output_root={tmp_path}/runs", f"history={tmp_path}/history",
+                               f"report_dir={tmp_path}/reports",
+                               # plots off: analysis' log-scaled gain plot fails when every success rate is 0,
+                               # which is what a random-weight model scores (reported to the analysis owner).
+                               'analysis_overrides=["bootstrap=50","plots=false"]',
+                               "pipeline_overrides=[" + ",".join(f'"{o}"' for o in pipeline_overrides) + "]"],
+                              config_name="nightly/tiny")
+    date = "2026-04-01"
+    executor = nightly.RayJobsExecutor(ray_head.address, "RAY_AUTH_TOKEN", resolve(cfg.report_dir).join(date, "logs"))
+    outcome = nightly.run_night(cfg, date, executor)
+    log = tmp_path / "reports" / date / "logs" / f"nightly-{date}-toy-toy-s4_v2.log"
+    assert outcome.failed_runs == (), log.read_text()[-3000:]
+    assert outcome.exit_code == 0  # first night: nothing to compare with
+
+    run_dir = tmp_path / "runs" / f"nightly-{date}-toy-toy-s4_v2"
+    for table in ("problems", "solutions", "verifications"):
+        assert list((run_dir / table).glob("*.parquet")), table
+    assert (run_dir / "manifest.json").exists() and (run_dir / "analysis" / "curves.parquet").exists()
+    assert "analysis written to" in log.read_text()
+    history = read(resolve(cfg.history))
+    assert set(history["date"]) == {date} and {"pass@1", "pass@2", "maj@2"} <= set(history["metric"])
+    assert (tmp_path / "reports" / date / "report.md").read_text().startswith(f"# Nightly benchmark report — {date}")
+
+    # The canary token: not in the run directory (tables, manifest, hydra logs, wandb offline folder),
+    # the history, the report, the job logs we saved, nor anything the Ray head wrote (its session logs,
+    # job driver logs included).
+    assert (run_dir / "wandb").is_dir()
+    assert _files_containing(ray_head.token, tmp_path, ray_head.tmp) == []
+    control = tmp_path.parent / "canary-control"
+    control.mkdir(exist_ok=True)
+    (control / "blob.bin").write_bytes(b"\x00\x01" + ray_head.token.encode() + b"\xff")
+    assert _files_containing(ray_head.token, control) == [control / "blob.bin"]  # the scan does find it
