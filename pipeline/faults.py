@@ -3,8 +3,13 @@
 ``SOLVE_VERIFY_FAULT=<point>:<count>[,<point>:<count>...]`` makes the process SIGKILL itself the
 ``count``-th time (1-based) it reaches ``<point>``. Points: ``before_commit_<table>``,
 ``before_rename_<table>`` (the ``.tmp`` is written, not yet renamed), ``after_commit_<table>``,
-``mid_solve`` and ``mid_verify`` (the driver holds stage output it has not committed yet).
-Unset in normal runs; reading it costs one dict lookup per point.
+``mid_solve`` and ``mid_verify`` (the driver holds stage output it has not committed yet), and inside
+the engine replicas ``replica_solve`` / ``replica_verify`` (a replica dies mid-batch; Ray restarts it
+and Ray Data retries the batch).
+
+Counts are per process. With ``SOLVE_VERIFY_FAULT_DIR=<dir>`` a point fires at most once across all
+processes (a marker file ``<dir>/<point>.fired`` is written first), so a restarted replica, which
+counts from zero again, does not die again. Unset in normal runs; a point then costs one lookup.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import signal
 from collections import Counter
 
 ENV = "SOLVE_VERIFY_FAULT"
+DIR_ENV = "SOLVE_VERIFY_FAULT_DIR"
 _hits: Counter[str] = Counter()
 
 
@@ -33,5 +39,12 @@ def hit(point: str) -> None:
     if point not in plan:
         return
     _hits[point] += 1
-    if _hits[point] == plan[point]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _hits[point] != plan[point]:
+        return
+    marker_dir = os.environ.get(DIR_ENV)
+    if marker_dir:
+        try:  # exclusive create: only the first process to get here fires
+            os.close(os.open(os.path.join(marker_dir, f"{point}.fired"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

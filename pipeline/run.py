@@ -64,8 +64,10 @@ def _ensure_ray(cfg: RunConfig) -> bool:
         # tasks need a few more; the engines themselves use the machine's cores as they can.
         num_cpus = c.num_cpus or max(4, os.cpu_count() or 1)
         # "local" starts a new cluster even when `ray start` left one running on this machine
+        # worker_niceness 0: Ray starts workers at niceness 15, which on a shared machine hands the engine
+        # replicas' CPU to any other process; here the replicas are the work.
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=c.object_store_memory, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+                 log_to_driver=False, configure_logging=False, _system_config={"worker_niceness": 0})
     else:
         ray.init(address=c.address, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import faults
 from pipeline.config import ConfigError, ModelConfig, RunConfig
 from pipeline.datasets import Problem
 from pipeline.engine import Replica, SamplingUsed, has_unknown_tokens, render_ids, sampling_params
@@ -87,6 +88,7 @@ class SolveStage(Replica):
     def __call__(self, batch: pa.Table) -> pa.Table:
         prompts = batch.column("prompt_token_ids").to_pylist()
         outs = self.generate(prompts, self.params)
+        faults.hit("replica_solve")
         cols = {
             "prompt_tokens": pa.array([len(p) for p in prompts], pa.int32()),
             "cached_prompt_tokens": pa.array([o.num_cached_tokens or 0 for o in outs], pa.int32()),

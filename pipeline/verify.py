@@ -21,6 +21,7 @@ from dataclasses import replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import faults
 from pipeline.config import ModelConfig
 from pipeline.engine import Replica, SamplingUsed, render_ids, sampling_params
 from pipeline.parse import p_yes_from_logprobs, parse_verdict, verdict_position
@@ -85,6 +86,7 @@ class VerifyStage(Replica):
                    for p, s in zip(batch.column("problem").to_pylist(), batch.column("text").to_pylist())]
         fits = [i for i, ids in enumerate(prompts) if len(ids) < limit]
         outs = dict(zip(fits, self.generate([prompts[i] for i in fits], self.params)))
+        faults.hit("replica_verify")
         rows: list[dict[str, list]] = []
         cue_jobs: list[tuple[int, int, list[int]]] = []  # (row, verification, continuation ids)
         for i, ids in enumerate(prompts):

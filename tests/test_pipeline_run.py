@@ -279,3 +279,18 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
     # the final resume generated only the missing units: something, but less than a full run
     assert 0 < final < total
     print(f"kills {kills}; final resume generated {final} of the {total} tokens in the tables")
+
+
+def test_replicas_killed_mid_batch_are_restarted_and_the_run_finishes_exactly_once(tiny_model, toy_problems, tmp_path):
+    """A solver and a verifier replica SIGKILL themselves mid-batch (fault hooks inside the actors, once
+    per run); Ray restarts them, Ray Data retries their batches, and the driver commits each unit once.
+    The driver starts its own Ray here so the replicas inherit the fault settings."""
+    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2")
+    env = {"SOLVE_VERIFY_FAULT": "replica_solve:2,replica_verify:3", "SOLVE_VERIFY_FAULT_DIR": str(tmp_path)}
+    log = tmp_path / "log.txt"
+    assert _cli(args, log, env=env) == 0, log.read_text()[-3000:]
+    assert (tmp_path / "replica_solve.fired").exists() and (tmp_path / "replica_verify.fired").exists()
+    run_dir = tmp_path / "toy-toy-solver-s3-v2"
+    _assert_complete(run_dir)
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert len(m["invocations"]) == 1 and m["invocations"][0]["status"] == "finished"
