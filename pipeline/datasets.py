@@ -7,6 +7,7 @@ unique ids, a reference answer the dataset's grader can read.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,11 @@ def _parse_line(raw: bytes, where: str, index: int, cfg: DatasetConfig) -> Probl
     answer = _field(record, f.answer, where, "answer")
     gold = None
     if answer is not None:
+        # json accepts NaN / Infinity; str() would turn them into answers like "nan" that graders may read.
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or (
+                isinstance(answer, float) and not math.isfinite(answer)):
+            raise DatasetError(f"{where}: field {f.answer!r} (answer) must be a string or a finite number, "
+                               f"got {answer!r}")
         try:
             gold = get_grader(cfg.grader).gold(str(answer))
         except ValueError as e:
