@@ -32,12 +32,12 @@ from pipeline.progress import Progress, Summary, format_summary, summarize
 from pipeline.prompts import get_prompt
 from pipeline.schema import SOLUTIONS
 from pipeline.solve import GradeStage, SolveStage, prepare_solve, solution_rows
-from pipeline.store import TableStore, UnitBuffer
+from pipeline.store import StoreError, TableStore, UnitBuffer, ensure_dir
 from pipeline.verify import VerifyStage, verdict_token_ids, verification_rows
 
 
 CALLS_PER_REPLICA = 2
-USER_ERRORS = (ConfigError, ConfigMismatch, DatasetError, ModelPathError)
+USER_ERRORS = (ConfigError, ConfigMismatch, DatasetError, ModelPathError, StoreError)
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def run(cfg: RunConfig) -> RunResult:
         sampling["verifier"] = resolve_sampling(cfg.verifier_model, cfg.budget.verifier)
 
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(run_dir, "run directory")
     manifest = Manifest(run_dir)
     inv = manifest.begin(cfg, {k: asdict(v) for k, v in sampling.items()})
     stores = {t: TableStore(run_dir, t) for t in ("problems", "solutions", "verifications")}

@@ -32,6 +32,19 @@ from pipeline.schema import conform
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
 
 
+class StoreError(OSError):
+    """The run directory cannot be written (disk full, read-only, not a directory); the message names
+    the path and says that parts already committed are intact."""
+
+
+def ensure_dir(path: Path, what: str) -> None:
+    """Create ``path`` (and parents) or raise StoreError naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"{what} {path} cannot be created: {e.strerror or e}") from None
+
+
 @dataclass(frozen=True)
 class Recovered:
     """What ``recover`` removed: leftover temporary files and unreadable parts."""
@@ -54,7 +67,7 @@ class TableStore:
     def __init__(self, run_dir: Path, table: str):
         self.table = table
         self.dir = Path(run_dir) / table
-        self.dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.dir, f"table folder of {table!r}")
 
     def parts(self) -> list[Path]:
         """The committed part files, in commit order."""
@@ -105,10 +118,17 @@ class TableStore:
         final = self.dir / f"part-{seq:06d}.parquet"
         tmp = final.with_name(final.name + ".tmp")
         faults.hit(f"before_commit_{self.table}")
-        with open(tmp, "wb") as fh:
-            pq.write_table(data, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(data, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot write {final} ({data.num_rows} rows): {e.strerror or e}. The {len(existing)} parts "
+                f"already in {self.dir} are intact; free space or fix permissions and rerun to resume"
+            ) from None
         faults.hit(f"before_rename_{self.table}")
         os.replace(tmp, final)
         _fsync_dir(self.dir)
