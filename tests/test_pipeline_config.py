@@ -100,3 +100,10 @@ def test_identity_ignores_cluster_layout_but_not_budget():
 def test_run_dir_resolves_relative_output_dir_against_the_project(tmp_path: Path):
     assert compose(["output_dir=runs"]).run_dir.parent == PROJECT_ROOT / "runs"
     assert compose([f"output_dir={tmp_path}"]).run_dir.parent == tmp_path
+
+
+def test_default_config_reads_the_shipped_toy_problems_and_points_at_the_toy_checkpoints():
+    cfg = compose([])
+    problems = load_problems(cfg.dataset)
+    assert len(problems) >= 100 and problems[0].reference_steps and cfg.dataset.grader == "toy"
+    assert cfg.solver.path == "toyworld/checkpoints/solver" and cfg.verifier.path == "toyworld/checkpoints/verifier"
