@@ -113,7 +113,11 @@ def optimal_split_plot(optima: pl.DataFrame, fits: list[PowerLawFit], xlabel: st
 
 
 def gain_plot(gain: pl.DataFrame, xlabel: str, out: Path, formats) -> list[Path]:
-    """Relative gain of the verification frontier over self-consistency at matched compute, paired CI."""
+    """Relative gain of the verification frontier over self-consistency at matched compute, paired CI.
+    Budgets where self-consistency scores 0 have no finite relative gain and are left out."""
+    gain = gain.filter(pl.col("rel_gain").is_finite() & pl.col("rel_lo").is_finite() & pl.col("rel_hi").is_finite())
+    if gain.height == 0:
+        return []
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         ax.axhline(0, color="grey", lw=0.8)

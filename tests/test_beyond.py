@@ -61,3 +61,13 @@ def test_verifier_quality_tables_and_report(analysed):
     text = (result.out_dir / "report.md").read_text()
     for heading in ("## Verifier quality", "## Slices", "## Adaptive allocation"):
         assert heading in text
+
+
+def test_gain_plot_skips_budgets_without_a_finite_relative_gain(tmp_path):
+    from analysis.plots import gain_plot
+
+    gain = pl.DataFrame({"budget": [1.0, 2.0], "rel_gain": [float("inf"), float("nan")],
+                         "rel_lo": [float("inf"), 0.0], "rel_hi": [float("inf"), 1.0]})
+    assert gain_plot(gain, "C", tmp_path, ["png"]) == []
+    ok = gain.with_columns(rel_gain=pl.Series([0.1, 0.2]), rel_lo=pl.Series([0.0, 0.1]), rel_hi=pl.Series([0.2, 0.3]))
+    assert [p.name for p in gain_plot(ok, "C", tmp_path, ["png"])] == ["gain.png"]
