@@ -24,10 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import faults
-from pipeline.config import ConfigError, RunConfig, to_run_config
+from pipeline.config import ConfigError, ModelConfig, RunConfig, to_run_config
 from pipeline.datasets import DatasetError, load_problems
 from pipeline.engine import ModelPathError, check_model_path, load_tokenizer, resolve_sampling
 from pipeline.manifest import ConfigMismatch, Invocation, Manifest, StageStats
+from pipeline.placement import replica_scheduling
 from pipeline.progress import Progress, Summary, format_summary, summarize
 from pipeline.prompts import get_prompt
 from pipeline.schema import SOLUTIONS
@@ -84,27 +85,22 @@ def _dataset(table: pa.Table, rows_per_block: int):
     return ray.data.from_arrow(blocks)
 
 
-def _pool_args(cfg: RunConfig, replicas: int) -> dict:
+def _pool_args(cfg: RunConfig, model: ModelConfig) -> dict:
     from ray.data import ActorPoolStrategy
 
-    c = cfg.cluster
     # A fixed pool of `replicas` actors (like concurrency=(R, R)); two calls per actor run at once so the
     # next batch's requests join the engine's queue while the current ones finish (engine.EngineLoop).
-    pool = ActorPoolStrategy(size=replicas, max_concurrent_calls_per_actor=CALLS_PER_REPLICA,
+    pool = ActorPoolStrategy(size=model.replicas, max_concurrent_calls_per_actor=CALLS_PER_REPLICA,
                              enable_true_multi_threading=True)
-    args = dict(compute=pool, num_cpus=c.replica_num_cpus, batch_format="pyarrow", batch_size=c.batch_size)
-    if c.replica_num_gpus:
-        args["num_gpus"] = c.replica_num_gpus
-    if c.replica_resources:
-        args["resources"] = dict(c.replica_resources)
-    return args
+    return dict(compute=pool, batch_format="pyarrow", batch_size=cfg.cluster.batch_size,
+                **replica_scheduling(cfg.cluster, model))
 
 
 def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict):
     ds = _dataset(requests, cfg.cluster.batch_size)
     ds = ds.map_batches(SolveStage, fn_constructor_kwargs=dict(
         model=cfg.solver, seed=cfg.budget.seed, solutions=cfg.budget.solutions, sampling=sampling["solver"]),
-        **_pool_args(cfg, cfg.solver.replicas))
+        **_pool_args(cfg, cfg.solver))
     return ds.map_batches(GradeStage, fn_constructor_kwargs=dict(
         grader=cfg.dataset.grader, timeout_s=cfg.grading.timeout_s, processes=cfg.grading.processes,
         step_rule=cfg.verification.step_rule), concurrency=(1, 1), num_cpus=1, batch_size=None,
@@ -115,7 +111,7 @@ def _verify(cfg: RunConfig, ds, sampling: dict):
     return ds.map_batches(VerifyStage, fn_constructor_kwargs=dict(
         model=cfg.verifier_model, seed=cfg.budget.seed, prompt_name=cfg.prompt.verifier,
         verifications=cfg.budget.verifications, sampling=sampling["verifier"]),
-        **_pool_args(cfg, cfg.verifier_model.replicas))
+        **_pool_args(cfg, cfg.verifier_model))
 
 
 # ---------------------------------------------------------------------------------------------
