@@ -1,0 +1,370 @@
+"""Measure the shipped toy models (the numbers in toyworld/MODEL_CARD.md).
+
+    python -m toyworld.evaluate                     # all of it, seed 0 -> toyworld/checkpoints/metrics.json
+    python -m toyworld.evaluate --parts solver --k 8 --limit 20   # quick look
+
+Solver: k samples per problem of ``data/toy/toy_test.jsonl`` (temperature 1.0) -> per level pass@1 (mean
+per-sample accuracy), maj@k and pass@k (unbiased estimator) for k in 1, 4, 8, 16, 32.
+Verifier (GenRM): on the first N=8 solver samples of each problem of the best-of-N levels, V=8 sampled
+critiques each; P(Yes) is read at the verdict position (normalised over Yes/No). AUROC of P(Yes) (V=1 and
+mean of V=8) vs correctness; best-of-N accuracy with V=1 and with mean P(Yes) over V=8, and the paired
+bootstrap CI over problems of the difference.
+Critic and PRM: ProcessBench F1 on ``data/toy/toy_processbench_test.jsonl`` (PRM threshold tuned on the
+tune split); PRM best-of-N (min step score) on the same candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from toyworld import formats, task
+from toyworld.prm import first_error, step_scores_from_vllm
+from toyworld.train import CHECKPOINTS, DATA_DIR
+
+KS = (1, 4, 8, 16, 32)
+
+
+# --- metrics ----------------------------------------------------------------------------------------------
+def pass_at_k(n: int, c: int, k: int) -> float:
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def majority(answers: list[str | None]) -> str | None:
+    votes = Counter(a for a in answers if a is not None)
+    return votes.most_common(1)[0][0] if votes else None  # ties: first answer seen
+
+
+def auroc(scores: list[float], labels: list[bool]) -> float:
+    """Probability that a random positive outscores a random negative (ties count one half)."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return float("nan")
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            ranks[order[t]] = (i + j) / 2 + 1
+        i = j + 1
+    rpos = sum(r for r, y in zip(ranks, labels) if y)
+    return (rpos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def paired_bootstrap(a: list[float], b: list[float], iters: int = 2000, seed: int = 0) -> dict:
+    """Mean of b - a over items with a percentile 95% CI (resampling items)."""
+    rng = random.Random(seed)
+    d = [y - x for x, y in zip(a, b)]
+    n = len(d)
+    means = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
+    return dict(diff=sum(d) / n, lo=means[int(0.025 * iters)], hi=means[int(0.975 * iters) - 1], n=n)
+
+
+def processbench_f1(preds: list[int | None], labels: list[int]) -> dict:
+    err = [p == y for p, y in zip(preds, labels) if y != -1]
+    cor = [p == -1 for p, y in zip(preds, labels) if y == -1]
+    a_err = sum(err) / len(err) if err else float("nan")
+    a_cor = sum(cor) / len(cor) if cor else float("nan")
+    f1 = 2 * a_err * a_cor / (a_err + a_cor) if a_err + a_cor > 0 else 0.0
+    return dict(acc_erroneous=a_err, acc_correct=a_cor, f1=f1, n=len(preds))
+
+
+# --- engines ------------------------------------------------------------------------------------------------
+def make_llm(path, seed: int, **kw):
+    from toyworld.train import make_llm as _make
+
+    return _make(path, seed=seed, **kw)
+
+
+def free(llm) -> None:
+    try:
+        llm.llm_engine.engine_core.shutdown()
+    except Exception:
+        pass
+    del llm
+    gc.collect()
+
+
+def verdict_p_yes(token_ids, logprobs, tok) -> float | None:
+    """P(Yes) (normalised over Yes/No) at the verdict position of a sampled critique, None if absent."""
+    yes_id, no_id = tok.convert_tokens_to_ids(formats.YES), tok.convert_tokens_to_ids(formats.NO)
+    cue = tok.encode(formats.VERDICT_CUE, add_special_tokens=False)
+    ids = list(token_ids)
+    for j in range(len(cue), len(ids)):
+        if ids[j - len(cue):j] == cue and logprobs is not None:
+            lp = logprobs[j]
+            py = math.exp(lp[yes_id].logprob) if yes_id in lp else 0.0
+            pn = math.exp(lp[no_id].logprob) if no_id in lp else 0.0
+            return py / (py + pn) if py + pn > 0 else 0.5
+    return None
+
+
+def p_yes_after_cue(llm, prompts: list[str], tok) -> list[float]:
+    """P(Yes) of a one-token continuation of prompts that end with the verdict cue."""
+    from vllm import SamplingParams
+
+    yes_id, no_id = tok.convert_tokens_to_ids(formats.YES), tok.convert_tokens_to_ids(formats.NO)
+    outs = llm.generate(prompts, SamplingParams(max_tokens=1, temperature=1.0, logprobs=5), use_tqdm=False)
+    res = []
+    for o in outs:
+        lp = o.outputs[0].logprobs[0]
+        py = math.exp(lp[yes_id].logprob) if yes_id in lp else 0.0
+        pn = math.exp(lp[no_id].logprob) if no_id in lp else 0.0
+        res.append(py / (py + pn) if py + pn > 0 else 0.5)
+    return res
+
+
+def greedy_accuracy(llm, rows: list[dict]) -> dict[int, float]:
+    """Per-level accuracy of greedy (temperature 0) solutions; deterministic, used by the tests."""
+    from vllm import SamplingParams
+
+    outs = llm.generate([formats.solver_prompt(r["problem"]) for r in rows],
+                        SamplingParams(temperature=0.0, max_tokens=160), use_tqdm=False)
+    acc: dict[int, list[bool]] = {}
+    for r, o in zip(rows, outs):
+        acc.setdefault(r["level"], []).append(formats.extract_answer(o.outputs[0].text) == r["answer"])
+    return {lv: sum(v) / len(v) for lv, v in sorted(acc.items())}
+
+
+# --- parts ----------------------------------------------------------------------------------------------------
+def eval_solver(ckpt: Path, rows: list[dict], k: int, temperature: float, seed: int) -> tuple[dict, list]:
+    from vllm import SamplingParams
+
+    llm = make_llm(ckpt / "solver", seed)
+    t = time.time()
+    outs = llm.generate([formats.solver_prompt(r["problem"]) for r in rows],
+                        SamplingParams(n=k, temperature=temperature, max_tokens=160), use_tqdm=False)
+    gen_s = time.time() - t
+    greedy = greedy_accuracy(llm, rows)
+    free(llm)
+    samples = []
+    for r, out in zip(rows, outs):
+        p = task.parse_problem(r["problem"])
+        texts = [o.text.strip() for o in out.outputs]
+        labs = [task.label_solution(p, x) for x in texts]
+        samples.append(dict(row=r, texts=texts, labels=labs))
+    per_level = {}
+    for lv in sorted({r["level"] for r in rows}):
+        ss = [s for s in samples if s["row"]["level"] == lv]
+        m = dict(n_problems=len(ss), pass1=sum(sum(l.correct for l in s["labels"]) / k for s in ss) / len(ss))
+        for kk in [x for x in KS if x <= k]:
+            m[f"pass@{kk}"] = sum(pass_at_k(k, sum(l.correct for l in s["labels"]), kk) for s in ss) / len(ss)
+            m[f"maj@{kk}"] = sum(
+                majority([l.answer for l in s["labels"][:kk]]) == s["row"]["answer"] for s in ss) / len(ss)
+        m["step_format_ok"] = sum(all(task._STEP_RE.match(x) or task._ANSWER_RE.match(x) for x in l.steps)
+                                  for s in ss for l in s["labels"]) / (len(ss) * k)
+        m["greedy"] = greedy[lv]
+        per_level[lv] = m
+    return dict(per_level=per_level, k=k, temperature=temperature, generate_s=round(gen_s, 1)), samples
+
+
+def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: int, temperature: float,
+                  seed: int, pb_test: list[dict] | None) -> tuple[dict, dict]:
+    from vllm import SamplingParams
+
+    llm = make_llm(ckpt / "verifier", seed)
+    tok = llm.get_tokenizer()
+    items = [(s, j) for s in samples if s["row"]["level"] in levels for j in range(min(n_cand, len(s["texts"])))]
+    prompts = [formats.genrm_prompt(s["row"]["problem"], s["texts"][j]) for s, j in items]
+    t = time.time()
+    outs = llm.generate(prompts, SamplingParams(n=v, temperature=temperature, max_tokens=200, logprobs=5),
+                        use_tqdm=False)
+    scores, redo, agree = [], [], []
+    for i, out in enumerate(outs):
+        row = []
+        for q, o in enumerate(out.outputs):
+            p = verdict_p_yes(o.token_ids, o.logprobs, tok)
+            said = formats.parse_verdict(o.text)
+            if p is not None and said is not None:
+                agree.append((p > 0.5) == said)
+            if p is None:
+                redo.append((i, q, prompts[i] + formats.with_verdict_cue(o.text)))
+            row.append(p)
+        scores.append(row)
+    if redo:
+        for (i, q, _), p in zip(redo, p_yes_after_cue(llm, [x[2] for x in redo], tok)):
+            scores[i][q] = p
+    verify_s = time.time() - t
+    correct = [s["labels"][j].correct for s, j in items]
+    res = dict(levels=levels, n_candidates=n_cand, v=v, n_solutions=len(items), temperature=temperature,
+               frac_wrong_format=len(redo) / (len(items) * v), solution_accuracy=sum(correct) / len(correct),
+               verify_s=round(verify_s, 1), p_yes_agrees_with_sampled_verdict=sum(agree) / max(len(agree), 1))
+    res["auroc_v1"] = auroc([x[0] for x in scores], correct)
+    res[f"auroc_v{v}"] = auroc([sum(x) / len(x) for x in scores], correct)
+    # best-of-N per problem
+    by_problem: dict[str, list[int]] = {}
+    for idx, (s, j) in enumerate(items):
+        by_problem.setdefault(s["row"]["unique_id"], []).append(idx)
+    acc1, accv, oracle, first = [], [], [], []
+    for uid, idxs in by_problem.items():
+        c = [correct[i] for i in idxs]
+        s1 = [scores[i][0] for i in idxs]
+        sv = [sum(scores[i]) / len(scores[i]) for i in idxs]
+        acc1.append(float(c[max(range(len(idxs)), key=lambda t: s1[t])]))
+        accv.append(float(c[max(range(len(idxs)), key=lambda t: sv[t])]))
+        oracle.append(float(any(c)))
+        first.append(float(c[0]))
+    res["bon_v1"] = sum(acc1) / len(acc1)
+    res[f"bon_v{v}"] = sum(accv) / len(accv)
+    res["bon_oracle"] = sum(oracle) / len(oracle)
+    res["bon_random"] = sum(first) / len(first)
+    res[f"bon_v{v}_minus_v1"] = paired_bootstrap(acc1, accv, seed=seed)
+    res["n_problems"] = len(acc1)
+    # critic mode on ProcessBench-format data (greedy)
+    if pb_test:
+        outs = llm.generate([formats.critic_prompt(r["problem"], r["steps"]) for r in pb_test],
+                            SamplingParams(temperature=0.0, max_tokens=200), use_tqdm=False)
+        preds = [formats.parse_critic(o.outputs[0].text) for o in outs]
+        res["critic_processbench"] = processbench_f1(preds, [r["label"] for r in pb_test])
+    free(llm)
+    return res, dict(items=items, scores=scores)
+
+
+def eval_prm(ckpt: Path, pb_tune: list[dict], pb_test: list[dict], samples: list, levels: list[int],
+             n_cand: int) -> dict:
+    from vllm import LLM
+    from vllm.config import PoolerConfig
+
+    llm = LLM(str(ckpt / "prm"), runner="pooling", convert="classify",
+              pooler_config=PoolerConfig(task="token_classify"), dtype="float32", max_model_len=512,
+              enforce_eager=True)
+    tok = llm.get_tokenizer()
+
+    def score(problems_steps):
+        outs = llm.encode([formats.prm_input(p, st) for p, st in problems_steps], pooling_task="token_classify",
+                          use_tqdm=False)
+        return [step_scores_from_vllm(o, tok) for o in outs]
+
+    tune = score([(r["problem"], r["steps"]) for r in pb_tune])
+    test = score([(r["problem"], r["steps"]) for r in pb_test])
+    grid = [i / 100 for i in range(1, 100)]
+    best = max(grid, key=lambda th: processbench_f1([first_error(s, th) for s in tune],
+                                                    [r["label"] for r in pb_tune])["f1"])
+    res = dict(threshold=best,
+               processbench_tune=processbench_f1([first_error(s, best) for s in tune], [r["label"] for r in pb_tune]),
+               processbench_test=processbench_f1([first_error(s, best) for s in test], [r["label"] for r in pb_test]))
+    # step-level AUROC on the test split (steps up to and including the first error)
+    ss, yy = [], []
+    for s, r in zip(test, pb_test):
+        last = len(s) - 1 if r["label"] == -1 else r["label"]
+        for i in range(last + 1):
+            ss.append(s[i])
+            yy.append(r["label"] == -1 or i < r["label"])
+    res["step_auroc_test"] = auroc(ss, yy)
+    if samples:
+        items = [(s, j) for s in samples if s["row"]["level"] in levels for j in range(min(n_cand, len(s["texts"])))]
+        sc = score([(s["row"]["problem"], s["labels"][j].steps or [""]) for s, j in items])
+        agg = [min(x) if x else 0.0 for x in sc]
+        correct = [s["labels"][j].correct for s, j in items]
+        res["auroc_min_score"] = auroc(agg, correct)
+        by_problem: dict[str, list[int]] = {}
+        for idx, (s, j) in enumerate(items):
+            by_problem.setdefault(s["row"]["unique_id"], []).append(idx)
+        acc = [float(correct[max(ix, key=lambda t: agg[t])]) for ix in by_problem.values()]
+        res["bon_min_score"] = sum(acc) / len(acc)
+    free(llm)
+    return res
+
+
+def markdown(m: dict) -> str:
+    out = []
+    if "solver" in m:
+        s = m["solver"]
+        k = s["k"]
+        ks = [x for x in KS if x <= k]
+        out.append(f"Solver, temperature {s['temperature']}, {k} samples per problem:\n")
+        out.append("| level | problems | greedy | pass@1 | " + " | ".join(f"maj@{x}" for x in ks[1:]) + " | "
+                   + " | ".join(f"pass@{x}" for x in ks[1:]) + " |")
+        out.append("|---" * (4 + 2 * (len(ks) - 1)) + "|")
+        for lv, r in s["per_level"].items():
+            out.append(f"| {lv} | {r['n_problems']} | {r['greedy']:.3f} | {r['pass1']:.3f} | "
+                       + " | ".join(f"{r[f'maj@{x}']:.3f}" for x in ks[1:]) + " | "
+                       + " | ".join(f"{r[f'pass@{x}']:.3f}" for x in ks[1:]) + " |")
+    if "verifier" in m:
+        v = m["verifier"]
+        V = v["v"]
+        b = v[f"bon_v{V}_minus_v1"]
+        out.append(f"\nVerifier (levels {v['levels']}, {v['n_problems']} problems x N={v['n_candidates']} solutions, "
+                   f"solution accuracy {v['solution_accuracy']:.3f}):\n")
+        out.append(f"- AUROC of P(Yes) vs correctness: V=1 {v['auroc_v1']:.3f}; mean of V={V} {v[f'auroc_v{V}']:.3f}")
+        out.append(f"- best-of-{v['n_candidates']}: V=1 {v['bon_v1']:.3f}, V={V} {v[f'bon_v{V}']:.3f} "
+                   f"(difference {b['diff']:+.3f}, paired bootstrap 95% CI [{b['lo']:+.3f}, {b['hi']:+.3f}]); "
+                   f"first sample {v['bon_random']:.3f}, oracle {v['bon_oracle']:.3f}")
+        if "critic_processbench" in v:
+            c = v["critic_processbench"]
+            out.append(f"- critic mode on toy ProcessBench test: F1 {c['f1']:.3f} (erroneous {c['acc_erroneous']:.3f}, "
+                       f"correct {c['acc_correct']:.3f}, n={c['n']})")
+    if "prm" in m:
+        p = m["prm"]
+        t = p["processbench_test"]
+        out.append(f"\nPRM: toy ProcessBench test F1 {t['f1']:.3f} (erroneous {t['acc_erroneous']:.3f}, correct "
+                   f"{t['acc_correct']:.3f}, threshold {p['threshold']:.2f} tuned on the tune split); "
+                   f"step AUROC {p['step_auroc_test']:.3f}")
+        if "bon_min_score" in p:
+            out.append(f"- best-of-N by min step score: {p['bon_min_score']:.3f}; AUROC of min score "
+                       f"{p['auroc_min_score']:.3f}")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", default=str(CHECKPOINTS))
+    ap.add_argument("--data", default=str(DATA_DIR / "toy_test.jsonl"))
+    ap.add_argument("--pb", default=str(DATA_DIR / "toy_processbench"), help="prefix of the _tune/_test files")
+    ap.add_argument("--parts", default="solver,verifier,prm")
+    ap.add_argument("--k", type=int, default=32)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="problems per level")
+    ap.add_argument("--bon-levels", default="3,4,5")
+    ap.add_argument("--n-cand", type=int, default=8)
+    ap.add_argument("--v", type=int, default=8)
+    ap.add_argument("--verifier-temperature", type=float, default=0.7)
+    ap.add_argument("--out", default=None, help="metrics JSON (default CKPT/metrics.json for a full run)")
+    args = ap.parse_args(argv)
+
+    ckpt = Path(args.ckpt)
+    parts = set(args.parts.split(","))
+    rows = task.read_jsonl(args.data)
+    if args.limit:
+        seen = Counter()
+        rows = [r for r in rows if (seen.update([r["level"]]) or seen[r["level"]] <= args.limit)]
+    levels = [int(x) for x in args.bon_levels.split(",")]
+    pb_tune = pb_test = None
+    if Path(args.pb + "_test.jsonl").exists():
+        pb_tune, pb_test = task.read_jsonl(args.pb + "_tune.jsonl"), task.read_jsonl(args.pb + "_test.jsonl")
+    t0 = time.time()
+    metrics: dict = dict(command="python -m toyworld.evaluate " + " ".join(argv or []), seed=args.seed,
+                         data=Path(args.data).name)
+    samples = None
+    if parts & {"solver", "verifier", "prm"}:
+        metrics["solver"], samples = eval_solver(ckpt, rows, args.k, args.temperature, args.seed)
+        print(markdown(dict(solver=metrics["solver"])), flush=True)
+    if "verifier" in parts:
+        metrics["verifier"], _ = eval_verifier(ckpt, samples, levels, args.n_cand, args.v, args.verifier_temperature,
+                                               args.seed, pb_test)
+    if "prm" in parts and pb_test:
+        metrics["prm"] = eval_prm(ckpt, pb_tune, pb_test, samples, levels, args.n_cand)
+    metrics["eval_s"] = round(time.time() - t0, 1)
+    print(markdown(metrics), flush=True)
+    out = args.out or (str(ckpt / "metrics.json") if parts == {"solver", "verifier", "prm"} and not args.limit else None)
+    if out:
+        Path(out).write_text(json.dumps(metrics, indent=2, default=str))
+        print(f"wrote {out}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
