@@ -37,18 +37,19 @@ def test_prm_loss_goes_down():
     model = LlamaForTokenClassification(llama_config(TINY_ARCH, tok, num_labels=2))
     rng = random.Random(1)
 
-    def batches():
+    def batches():  # one fixed batch: the loss on it must go down (the labels are exact, the data tiny)
+        seqs = []
+        for _ in range(16):
+            p = task.sample_problem(2, rng)
+            steps = p.reference_steps()
+            if rng.random() < 0.5:  # corrupt one step: labels from the exact labeller
+                i = rng.randrange(len(steps))
+                steps[i] = steps[i][:-1] + str((int(steps[i][-1]) + 1) % 10)
+            lab = task.label_solution(p, "\n".join(steps))
+            seqs.append(prm_encode(tok, p.text, lab.steps, lab.step_correct))
+        batch = collate(seqs, tok.pad_token_id)
         while True:
-            seqs = []
-            for _ in range(16):
-                p = task.sample_problem(2, rng)
-                steps = p.reference_steps()
-                if rng.random() < 0.5:  # corrupt one step: labels from the exact labeller
-                    i = rng.randrange(len(steps))
-                    steps[i] = steps[i][:-1] + str((int(steps[i][-1]) + 1) % 10)
-                lab = task.label_solution(p, "\n".join(steps))
-                seqs.append(prm_encode(tok, p.text, lab.steps, lab.step_correct))
-            yield collate(seqs, tok.pad_token_id)
+            yield batch
 
     losses = train_loop(model, batches(), steps=30, lr=3e-3, log_name="test", warmup=5, log_every=1000)
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
