@@ -20,6 +20,7 @@ import polars as pl
 from analysis import adaptive, bootstrap, plots, slices, verifier_quality
 from analysis.compute import ComputeModel
 from analysis.load import RunArrays, read_table
+from analysis.outputs import markdown_table, write_table
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,6 @@ class BeyondResult:
     files: list[Path]
     sections: list[str]
     policies: pl.DataFrame
-
-
-def _write(df: pl.DataFrame, out: Path, name: str) -> list[Path]:
-    df.write_parquet(out / f"{name}.parquet")
-    df.write_csv(out / f"{name}.csv")
-    return [out / f"{name}.parquet", out / f"{name}.csv"]
-
-
-def _md(df: pl.DataFrame) -> list[str]:
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.iter_rows():
-        lines.append("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return lines
 
 
 def quality(run: RunArrays, out: Path, formats, plot: bool, seed: int) -> tuple[list[Path], list[str]]:
@@ -59,18 +47,18 @@ def quality(run: RunArrays, out: Path, formats, plot: bool, seed: int) -> tuple[
         verifier_quality.reliability_bins(g["score"].to_numpy(), g["is_correct"].to_numpy())
         .with_columns(verifier=pl.lit(name))
         for (name,), g in scores.group_by(["verifier"], maintain_order=True)])
-    files = (_write(q, out, "verifier_quality") + _write(by_v, out, "verifier_quality_vs_v")
-             + _write(agree, out, "verifier_agreement") + _write(reliability, out, "reliability"))
+    files = (write_table(q, out, "verifier_quality") + write_table(by_v, out, "verifier_quality_vs_v")
+             + write_table(agree, out, "verifier_agreement") + write_table(reliability, out, "reliability"))
     if plot:
         files += plots.reliability_plot(reliability, out, formats)
     lines = ["## Verifier quality", "",
              "A solution's score is its mean P(Yes); labels are the grades. AUROC / average precision: "
              "discrimination; ECE: calibration (10 equal-width bins); verdict precision/recall: the majority "
-             "verdict taken as a prediction of correctness.", ""] + _md(q)
+             "verdict taken as a prediction of correctness.", ""] + markdown_table(q)
     lines += ["", "With a random size-V subset of each solution's verifications:", ""]
-    lines += _md(by_v.select("verifier", "V", "auroc", "average_precision", "ece"))
+    lines += markdown_table(by_v.select("verifier", "V", "auroc", "average_precision", "ece"))
     if agree.height:
-        lines += ["", "Agreement between verifiers on the same solutions:", ""] + _md(agree)
+        lines += ["", "Agreement between verifiers on the same solutions:", ""] + markdown_table(agree)
     return files, lines
 
 
@@ -91,13 +79,13 @@ def slice_sections(run: RunArrays, columns: list[str], points: pl.DataFrame, val
         return [], []
     curve_t, front_t = pl.concat(curves_), pl.concat(frontiers)
     gain_t = pl.concat(gains, how="diagonal_relaxed")
-    files = _write(curve_t, out, "slice_curves") + _write(front_t, out, "slice_frontier") + _write(gain_t, out, "slice_gain")
+    files = write_table(curve_t, out, "slice_curves") + write_table(front_t, out, "slice_frontier") + write_table(gain_t, out, "slice_gain")
     top = front_t.filter(pl.col("family") != "best").filter(pl.col("budget") == pl.col("budget").max())
     lines = ["## Slices", "",
              "Frontiers per problem group at the largest budget (intervals over the group's problems); every "
              "curve point and budget per group is in `slice_curves` / `slice_frontier`, and the paired gain of "
              "verification over self-consistency per group in `slice_gain`.", ""]
-    lines += _md(top.select("slice_by", "slice", "n_problems", "family", "label", "S", "V", "success", "ci_lo", "ci_hi")
+    lines += markdown_table(top.select("slice_by", "slice", "n_problems", "family", "label", "S", "V", "success", "ci_lo", "ci_hi")
                  .sort("slice_by", "slice", "family"))
     return files, lines
 
@@ -143,7 +131,7 @@ def run_beyond(run: RunArrays, points: pl.DataFrame, values: np.ndarray, counts:
     files += f
     sections += ["", *lines] if lines else []
     policies = policy_table(run, points, values, counts, models, level, n_orders, seed)
-    files += _write(policies, out, "policies")
+    files += write_table(policies, out, "policies")
     sections += ["", "## Adaptive allocation (offline, on the recorded samples)", "",
                  "Each policy decides per problem from the samples it has drawn so far (never from the label), "
                  f"replayed over {n_orders} random orders of the recorded samples. `gain` is its success minus the "
@@ -151,5 +139,5 @@ def run_beyond(run: RunArrays, points: pl.DataFrame, values: np.ndarray, counts:
                  "`by_difficulty` chooses (S, V) per bin of early agreement on the other half of the problems.", ""]
     cols = [c for c in ("policy", "success", "ci_lo", "ci_hi", "compute", "fixed_label", "fixed_S", "fixed_V",
                         "fixed_success", "gain", "gain_lo", "gain_hi") if c in policies.columns]
-    sections += _md(policies.select(cols))
+    sections += markdown_table(policies.select(cols))
     return BeyondResult(files, sections, policies)

@@ -9,6 +9,7 @@ import polars as pl
 from analysis.compute import ComputeModel
 from analysis.fits import PowerLawFit
 from analysis.frontier import Frontier
+from analysis.outputs import markdown_table
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,6 @@ def _pct(x: float | None) -> str:
 def _point(row: dict) -> str:
     return (f"{_pct(row['success'])} [{_pct(row['ci_lo'])}, {_pct(row['ci_hi'])}] "
             f"({row['label']}, S={row['S']}, V={row['V']})")
-
-
-def _table(df: pl.DataFrame) -> list[str]:
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.iter_rows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
 
 
 def render(r: ReportInputs) -> str:
@@ -98,7 +91,7 @@ def render(r: ReportInputs) -> str:
     lines += [f"- {fit.describe()}" for fit in r.fits] or ["- no verifier: nothing to fit"]
     lines += ["", "## Frontier", ""]
     if fam.height:
-        lines += _table(fam.select("family", "budget", "label", "S", "V", "success", "ci_lo", "ci_hi")
+        lines += markdown_table(fam.select("family", "budget", "label", "S", "V", "success", "ci_lo", "ci_hi")
                         .filter(pl.col("family") != "best"))
     if r.sections:
         lines += ["", *r.sections]

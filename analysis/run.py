@@ -26,6 +26,7 @@ from analysis.fits import PowerLawFit, fit_power_law
 from analysis.frontier import Frontier, budget_grid, build_frontier
 from analysis.beyond import run_beyond
 from analysis.load import RunArrays, load_run
+from analysis.outputs import write_table
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -76,12 +77,6 @@ def _fit_optima(frontier: Frontier, curve_table: pl.DataFrame) -> tuple[str | No
     return label, optima, fits
 
 
-def _write(df: pl.DataFrame, out: Path, name: str) -> list[Path]:
-    df.write_parquet(out / f"{name}.parquet")
-    df.write_csv(out / f"{name}.csv")
-    return [out / f"{name}.parquet", out / f"{name}.csv"]
-
-
 def run(cfg: AnalysisConfig) -> AnalysisResult:
     """Analyse ``cfg.run_dir`` and write every output; returns what was computed."""
     arrays: RunArrays = load_run(cfg.run_dir)
@@ -111,9 +106,9 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
     extra = run_beyond(arrays, points, result.values, counts, budgets, models, list(cfg.slice_by), cfg.ci_level,
                        cfg.bootstrap, cfg.policy_orders, cfg.seed, out, cfg.plots, list(cfg.plot_formats))
 
-    files = _write(curve_table, out, "curves") + _write(frontier.table, out, "frontier")
-    files += _write(frontier.per_method, out, "frontier_per_method") + _write(frontier.gain, out, "gain")
-    files += _write(pl.DataFrame([asdict(f) for f in fits]) if fits else pl.DataFrame({"quantity": []}), out, "fits")
+    files = write_table(curve_table, out, "curves") + write_table(frontier.table, out, "frontier")
+    files += write_table(frontier.per_method, out, "frontier_per_method") + write_table(frontier.gain, out, "gain")
+    files += write_table(pl.DataFrame([asdict(f) for f in fits]) if fits else pl.DataFrame({"quantity": []}), out, "fits")
     figures: list[Path] = []
     if cfg.plots:
         xlabel = AXIS_LABELS[cfg.axis]

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config import ModelConfig, SamplingConfig, resolve_path
+from pipeline.config import ModelConfig, SamplingConfig
 from pipeline.prompts import Prompt, Rendered
 
 

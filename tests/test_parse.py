@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.parse import last_boxed, p_yes_from_logprobs, parse_critic, parse_verdict, verdict_position

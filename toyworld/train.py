@@ -305,7 +305,7 @@ def train_prm(tok, r, rows, solver_path: Path, out: Path):
     from transformers import LlamaForCausalLM
 
     base = LlamaForCausalLM.from_pretrained(str(solver_path), dtype=torch.float32)
-    missing = model.model.load_state_dict(base.model.state_dict())
+    model.model.load_state_dict(base.model.state_dict())
     del base
     rng = random.Random(f"prm-data/{r['seed']}")
     good = [x for x in rows if x["label"].first_wrong == -1]
