@@ -10,8 +10,8 @@ Axes (``AXES``):
 - ``flops``: 2 N_s (prefill_s + S g_s) + [V > 0] 2 N_v S (prefill_v + V g_v) per problem, where a
   problem's solving prompt is counted once for all its S samples and a solution's verification prompt
   once for its V samples (the engine's prefix cache serves the rest; recorded cached tokens are used).
-- ``replica_seconds``: measured replica-seconds from the manifest (``replica_seconds.solve`` and
-  ``replica_seconds.verify.<verifier>``, wall time x replicas per stage) spread evenly over the samples
+- ``replica_seconds``: measured replica-seconds from the manifest (summed over the pipeline's invocations,
+  or ``replica_seconds.solve`` / ``replica_seconds.verify.<verifier>``; wall time x replicas per stage) spread evenly over the samples
   each stage produced: S r_s + S V r_v per problem.
 """
 from __future__ import annotations
@@ -57,6 +57,21 @@ class ComputeModel:
         return s * self.seconds_per_solution + s * v * (self.seconds_per_verification or 0.0)
 
 
+def replica_seconds(manifest: dict) -> dict | None:
+    """``{"solve": s, "verify": {verifier: s}}``: the manifest's ``replica_seconds`` when given (imported
+    runs), else summed over the pipeline's invocations (each stage's wall time × replicas; an invocation
+    killed mid-stage counts up to its last checkpoint)."""
+    if "replica_seconds" in manifest:
+        return manifest["replica_seconds"]
+    invocations = manifest.get("invocations") or []
+    if not invocations:
+        return None
+    def total(stage: str) -> float:
+        return sum(inv.get("stages", {}).get(stage, {}).get("replica_seconds", 0.0) for inv in invocations)
+    verifier = manifest.get("config", {}).get("verification", {}).get("name")
+    return {"solve": total("solve"), "verify": {verifier: total("verify")} if verifier else {}}
+
+
 def _tokens_per_sample(t: TokenUse) -> float:
     return t.generated_per_sample + t.prefill_per_group / max(t.samples_per_group, 1.0)
 
@@ -96,7 +111,7 @@ def build_compute(run: RunArrays, verifier: str | None, axis: str, model_params:
         measured = pv * _tokens_per_sample(verify) / (ps * c_s)
     rs_s = rs_v = None
     if axis == "replica_seconds":
-        rs = run.manifest.get("replica_seconds")
+        rs = replica_seconds(run.manifest)
         if not rs or "solve" not in rs or (verifier is not None and verifier not in rs.get("verify", {})):
             raise ValueError(f"{run.run_dir}/manifest.json: axis=replica_seconds needs replica_seconds.solve"
                              + (f" and replica_seconds.verify.{verifier}" if verifier else ""))

@@ -71,3 +71,14 @@ def test_gain_plot_skips_budgets_without_a_finite_relative_gain(tmp_path):
     assert gain_plot(gain, "C", tmp_path, ["png"]) == []
     ok = gain.with_columns(rel_gain=pl.Series([0.1, 0.2]), rel_lo=pl.Series([0.0, 0.1]), rel_hi=pl.Series([0.2, 0.3]))
     assert [p.name for p in gain_plot(ok, "C", tmp_path, ["png"])] == ["gain.png"]
+
+
+def test_replica_seconds_come_from_the_pipeline_manifest_invocations():
+    from analysis.compute import replica_seconds
+
+    manifest = {"config": {"verification": {"name": "g"}}, "invocations": [
+        {"stages": {"solve": {"replica_seconds": 10.0}}},  # killed before verifying
+        {"stages": {"solve": {"replica_seconds": 2.5}, "verify": {"replica_seconds": 30.0}}}]}
+    assert replica_seconds(manifest) == {"solve": 12.5, "verify": {"g": 30.0}}
+    assert replica_seconds({"replica_seconds": {"solve": 1.0}}) == {"solve": 1.0}
+    assert replica_seconds({}) is None
