@@ -9,6 +9,7 @@ config, versions and measurements listed here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -65,6 +66,23 @@ def git_commit() -> str | None:
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def model_params(models) -> dict[str, int]:
+    """Parameter counts of local safetensors checkpoints, by model name (read from the file headers only;
+    the analysis's FLOPs axis uses them). Hub ids and other formats are left out."""
+    counts: dict[str, int] = {}
+    for m in models:
+        path = m.local_path()
+        files = sorted(path.glob("*.safetensors")) if path is not None and path.is_dir() else []
+        total = 0
+        for f in files:
+            with open(f, "rb") as fh:
+                header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+            total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+        if total:
+            counts[m.name] = total
+    return counts
 
 
 def hardware() -> dict[str, Any]:
@@ -159,7 +177,8 @@ class Manifest:
             self.data = {"run_id": cfg.run_id, "schema_version": SCHEMA_VERSION, "created": time.time(),
                          "identity": cfg.identity(), "invocations": []}
         self.data.update(config=cfg.to_dict(), packages=package_versions(), git_commit=git_commit(),
-                         hardware=hardware(), sampling_params=sampling)
+                         hardware=hardware(), sampling_params=sampling,
+                         model_params=model_params([cfg.solver, cfg.verifier_model]))
         inv = Invocation()
         self.data["invocations"].append(inv.to_dict())
         self.write()

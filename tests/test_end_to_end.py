@@ -50,5 +50,10 @@ def test_analysis_notebook_and_export_on_the_real_run(real_run, monkeypatch):
     nb = nbformat.read(ROOT / "analysis" / "notebooks" / "explore.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    # The manifest records parameter counts, so the FLOPs axis needs no extra config.
+    assert json.loads((real_run / "manifest.json").read_text())["model_params"]["toy-solver"] > 5e5
+    flops = run_analysis(AnalysisConfig(run_dir=str(real_run), out_dir=str(real_run / "analysis-flops"), axis="flops",
+                                        bootstrap=50, draws=2, policy_orders=2, plots=False))
+    assert flops.curves["compute"].min() > 1e6
     metrics = json.loads((export(real_run) / "results.json").read_text())["results"]["toy"]
     assert 0 <= metrics[f"maj@{S}"] <= metrics[f"pass@{S}"] <= 1
