@@ -6,7 +6,7 @@
 # this script keeps up with the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported
+rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported
 
 make demo
 .venv/bin/python -m pipeline.run dataset.limit=20
@@ -15,7 +15,7 @@ make demo
 .venv/bin/python -m analysis.run run_dir=runs/toy-toy-solver-s16-v4
 .venv/bin/python -m pipeline.run dataset=math500 model@solver=llama31_8b_instruct model@verifier=llama31_8b_genrm_ft prompt=math_genrm_ft verification=genrm_ft budget=paper cluster=ray_cluster --cfg job > /dev/null
 .venv/bin/python -m analysis.run run_dir=runs/demo
-.venv/bin/python -m analysis.run run_dir=runs/demo out_dir=runs/demo/analysis-flops axis=flops 'model_params={toy-solver: 8e5, toy-verifier: 8e5}'
+.venv/bin/python -m analysis.run run_dir=runs/demo out_dir=runs/demo/analysis-flops axis=flops
 .venv/bin/python -m analysis.run run_dir=runs/demo out_dir=runs/demo/analysis-seeds vote_key=string ties=first_seen
 .venv/bin/python -m analysis.inspect runs/demo --filter confident_wrong --html runs/demo/confident_wrong.html
 .venv/bin/python -m analysis.export runs/demo
