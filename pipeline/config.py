@@ -22,6 +22,7 @@ VERIFIER_KINDS = ("genrm", "critic", "prm")
 CLUSTER_MODES = ("phased", "streaming")
 VERIFIER_MODELS = ("verifier", "solver")
 DATASET_FORMATS = ("jsonl",)
+ENGINES = ("vllm", "standin")
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,9 @@ class ModelConfig:
     # Run the engine core and its worker inside the replica's process instead of two extra processes:
     # engine start drops from ~45 s to ~5 s for the tiny CPU models (tensor_parallel_size 1 only).
     single_process: bool = False
+    # "standin": canned completions returned instantly (pipeline.standin), to measure the pipeline's own
+    # overhead in benchmarks and tests; "path" then only supplies the tokenizer.
+    engine: str = "vllm"
 
     def validate(self, key: str) -> None:
         _check(bool(self.name), f"{key}.name", "must be non-empty")
@@ -72,6 +76,7 @@ class ModelConfig:
         _check(self.max_num_seqs >= 1, f"{key}.max_num_seqs", "must be >= 1")
         _check(not (self.single_process and self.tensor_parallel_size > 1), f"{key}.single_process",
                "needs tensor_parallel_size 1")
+        _check(self.engine in ENGINES, f"{key}.engine", f"{self.engine!r} is not one of {ENGINES}")
 
     def local_path(self) -> Path | None:
         """The model directory when ``path`` names a local one (absolute, ./relative or existing)."""
@@ -187,6 +192,9 @@ class ClusterConfig:
     batch_size: int = 64  # problems (solve) or solutions (verify) per engine call
     max_rows_per_part: int = 20000  # bound on rows per Parquet part file
     commit_interval_s: float = 30.0  # commit buffered units at least this often
+    # A replica whose engine finishes no step for this long while it has requests is killed; Ray restarts
+    # it and Ray Data retries its batches (pipeline.engine.EngineLoop). Well above the slowest step; null: off.
+    engine_timeout_s: Optional[float] = 600.0
 
     def validate(self) -> None:
         _check(self.mode in CLUSTER_MODES, "cluster.mode", f"{self.mode!r} is not one of {CLUSTER_MODES}")
@@ -195,6 +203,8 @@ class ClusterConfig:
         _check(self.replica_num_cpus > 0, "cluster.replica_num_cpus", "must be > 0")
         _check(self.batch_size >= 1, "cluster.batch_size", "must be >= 1")
         _check(self.max_rows_per_part >= 1, "cluster.max_rows_per_part", "must be >= 1")
+        _check(self.engine_timeout_s is None or self.engine_timeout_s > 0, "cluster.engine_timeout_s",
+               "must be > 0 or null")
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,8 @@ class RunConfig:
             for k in ("replicas", "gpu_memory_utilization", "kv_cache_memory_bytes", "max_num_seqs",
                       "max_num_batched_tokens", "tensor_parallel_size"):
                 d[role].pop(k)
+            if d[role]["engine"] == "vllm":  # the default: run directories from before the key still resume
+                d[role].pop("engine")
         for k in ("cluster", "wandb", "output_dir"):
             d.pop(k)
         d["grading"].pop("processes")

@@ -2,17 +2,30 @@
 
 ``Replica`` is the base of the Ray Data stage classes in ``pipeline.solve`` / ``pipeline.verify``: each
 instance hosts one ``vllm.LLM`` in a Ray actor (a fixed pool of ``replicas`` actors per stage) and
-knows its own replica id and Ray node id, which every row it produces records.
+knows its own replica id and Ray node id, which every row it produces records. A model preset with
+``engine: standin`` gets the instant canned-completion engine of ``pipeline.standin`` instead (benchmarks).
+
+Hang watchdog: an engine can hang instead of dying (ray#59986), and Ray only recovers from deaths.
+``EngineLoop`` notes the time of every finished engine step; a watchdog thread SIGKILLs the replica's
+process when requests are waiting and no step has finished for ``cluster.engine_timeout_s``, after
+dumping every thread's stack to the actor's log (``faulthandler``: where the engine was stuck). Ray
+then restarts the actor (a fresh engine, a new replica id) and Ray Data retries the batches it held,
+exactly as for a replica that crashed; the driver, the only writer, loses nothing.
 """
 from __future__ import annotations
 
+import faulthandler
 import itertools
+import os
+import signal
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import faults
 from pipeline.config import ModelConfig, SamplingConfig
 from pipeline.prompts import Prompt, Rendered
 
@@ -118,9 +131,12 @@ def has_unknown_tokens(tokenizer, ids: list[int]) -> bool:
 
 
 def build_llm(model: ModelConfig, seed: int):
-    """A ``vllm.LLM`` for ``model``; the engine-level ``seed`` makes sampling reproducible per engine."""
-    import os
+    """A ``vllm.LLM`` for ``model`` (the engine-level ``seed`` makes sampling reproducible per engine),
+    or the stand-in engine for ``engine: standin``."""
+    if model.engine == "standin":
+        from pipeline.standin import StandinLLM
 
+        return StandinLLM(load_tokenizer(model))
     if model.single_process:
         # read by vLLM when the engine is built; this runs inside the replica's own actor process
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -148,9 +164,13 @@ class EngineLoop:
     fetched) and drains the running set at each batch's end. Here callers (concurrent stage calls, one
     thread each) add their requests to the shared engine, and one background thread steps it and hands
     each caller its outputs once all of them finished. A lock serialises ``add_request`` and ``step``.
+
+    ``name`` (the replica id) goes into the watchdog's message, ``role`` names the fault point
+    ``engine_step_<role>`` (``pipeline.faults``); ``timeout_s`` (None: no watchdog) is the hang
+    watchdog's limit (module doc).
     """
 
-    def __init__(self, llm):
+    def __init__(self, llm, name: str, role: str, timeout_s: float | None = None):
         from vllm.sampling_params import RequestOutputKind
 
         self._engine = llm.llm_engine
@@ -160,13 +180,19 @@ class EngineLoop:
         self._waiting: dict[str, tuple[_Call, int]] = {}
         self._ids = itertools.count()
         self._error: BaseException | None = None
+        self._name, self._fault_point = name, f"engine_step_{role}"
+        self._progress_at = time.monotonic()  # last finished step, or when work arrived at an idle engine
         threading.Thread(target=self._loop, name="engine-loop", daemon=True).start()
+        if timeout_s is not None:
+            threading.Thread(target=self._watch, args=(timeout_s,), name="engine-watchdog", daemon=True).start()
 
     def generate(self, prompts: list[list[int]], params) -> list:
         """Outputs for token-id prompts (one SamplingParams, or one per prompt), in order."""
         call = _Call(len(prompts))
         per_prompt = params if isinstance(params, list) else [params] * len(prompts)
         with self._lock:
+            if not self._waiting:  # an idle engine has not been stalling: its clock starts now
+                self._progress_at = time.monotonic()
             for i, (ids, p) in enumerate(zip(prompts, per_prompt)):
                 p = p.clone()
                 p.output_kind = self._final_only
@@ -185,7 +211,9 @@ class EngineLoop:
                 with self._lock:
                     while not self._engine.has_unfinished_requests():
                         self._work.wait()
+                    faults.hit(self._fault_point)
                     outputs = self._engine.step()
+                    self._progress_at = time.monotonic()
                     finished = [(self._waiting.pop(o.request_id), o) for o in outputs if o.finished]
                 for (call, i), out in finished:
                     call.put(i, out)
@@ -193,6 +221,20 @@ class EngineLoop:
             self._error = e
             for call, _ in list(self._waiting.values()):
                 call.done.set()
+
+    def _watch(self, timeout_s: float) -> None:
+        """SIGKILL this process once requests wait and no step has finished for ``timeout_s``.
+
+        Reads the progress time without the lock: a hung step holds it."""
+        while True:
+            time.sleep(min(1.0, timeout_s / 4))
+            stalled = time.monotonic() - self._progress_at
+            if self._waiting and stalled > timeout_s:
+                print(f"engine watchdog: replica {self._name} finished no engine step for {stalled:.0f}s with "
+                      f"{len(self._waiting)} requests waiting (cluster.engine_timeout_s={timeout_s:g}); killing "
+                      f"it so that Ray restarts it and retries its batches. Thread stacks:", file=sys.stderr, flush=True)
+                faulthandler.dump_traceback(sys.stderr)
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _Call:
@@ -214,10 +256,10 @@ class Replica:
     """One engine replica inside a Ray actor (base of the solve / verify stage classes).
 
     Stage calls may run concurrently (``CALLS_PER_REPLICA`` threads); they share the engine through
-    an :class:`EngineLoop`.
+    an :class:`EngineLoop`, watched for hangs when ``engine_timeout_s`` is set.
     """
 
-    def __init__(self, model: ModelConfig, seed: int, role: str):
+    def __init__(self, model: ModelConfig, seed: int, role: str, engine_timeout_s: float | None = None):
         import ray
 
         self.model = model
@@ -226,9 +268,9 @@ class Replica:
         self.engine_ready_at = time.time()
         self.engine_start_s = self.engine_ready_at - t0
         self.tokenizer = self.llm.get_tokenizer()
-        self.loop = EngineLoop(self.llm)
         self.replica_id = f"{role}-{uuid.uuid4().hex[:8]}"
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.loop = EngineLoop(self.llm, self.replica_id, role, engine_timeout_s)
 
     def timing_columns(self, rows: int) -> dict:
         """Engine start time and readiness instant, for the driver's stage statistics (not table columns)."""

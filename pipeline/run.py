@@ -99,7 +99,8 @@ def _pool_args(cfg: RunConfig, model: ModelConfig) -> dict:
 def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict):
     ds = _dataset(requests, cfg.cluster.batch_size)
     ds = ds.map_batches(SolveStage, fn_constructor_kwargs=dict(
-        model=cfg.solver, seed=cfg.budget.seed, solutions=cfg.budget.solutions, sampling=sampling["solver"]),
+        model=cfg.solver, seed=cfg.budget.seed, solutions=cfg.budget.solutions, sampling=sampling["solver"],
+        engine_timeout_s=cfg.cluster.engine_timeout_s),
         **_pool_args(cfg, cfg.solver))
     return ds.map_batches(GradeStage, fn_constructor_kwargs=dict(
         grader=cfg.dataset.grader, timeout_s=cfg.grading.timeout_s, processes=cfg.grading.processes,
@@ -110,7 +111,8 @@ def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict):
 def _verify(cfg: RunConfig, ds, sampling: dict):
     return ds.map_batches(VerifyStage, fn_constructor_kwargs=dict(
         model=cfg.verifier_model, seed=cfg.budget.seed, prompt_name=cfg.prompt.verifier,
-        verifications=cfg.budget.verifications, sampling=sampling["verifier"]),
+        verifications=cfg.budget.verifications, sampling=sampling["verifier"],
+        engine_timeout_s=cfg.cluster.engine_timeout_s),
         **_pool_args(cfg, cfg.verifier_model))
 
 

@@ -81,8 +81,9 @@ def prepare_solve(cfg: RunConfig, problems: list[Problem], tokenizer) -> SolveIn
 class SolveStage(Replica):
     """Ray Data stage: one solver replica; problem rows in, the same rows with S samples each out."""
 
-    def __init__(self, model: ModelConfig, seed: int, solutions: int, sampling: SamplingUsed):
-        super().__init__(model, seed, role="solver")
+    def __init__(self, model: ModelConfig, seed: int, solutions: int, sampling: SamplingUsed,
+                 engine_timeout_s: float | None = None):
+        super().__init__(model, seed, role="solver", engine_timeout_s=engine_timeout_s)
         self.params = sampling_params(sampling, n=solutions)
 
     def __call__(self, batch: pa.Table) -> pa.Table:

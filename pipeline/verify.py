@@ -68,8 +68,8 @@ class VerifyStage(Replica):
     """Ray Data stage: one verifier replica; solution rows in, the same rows with V verifications out."""
 
     def __init__(self, model: ModelConfig, seed: int, prompt_name: str, verifications: int,
-                 sampling: SamplingUsed):
-        super().__init__(model, seed, role="verifier")
+                 sampling: SamplingUsed, engine_timeout_s: float | None = None):
+        super().__init__(model, seed, role="verifier", engine_timeout_s=engine_timeout_s)
         self.prompt = get_prompt(prompt_name)
         self.yes_id, self.no_id = verdict_token_ids(self.tokenizer, self.prompt)
         self.v = verifications
