@@ -74,6 +74,8 @@ def test_defaults_and_overrides_reach_the_typed_config():
     ("prompt.solver=no_such_prompt", "prompt.solver"),
     ("dataset.grader=no_such_grader", "dataset.grader"),
     ("run_id=a/b", "run_id"),
+    ("cluster.engine_timeout_s=0", "cluster.engine_timeout_s"),
+    ("verifier.engine=tgi", "verifier.engine"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -95,6 +97,8 @@ def test_identity_ignores_cluster_layout_but_not_budget():
     base = compose([])
     assert compose(["cluster.batch_size=7", "solver.replicas=2"]).identity() == base.identity()
     assert compose(["budget.seed=1"]).identity() != base.identity()
+    assert compose(["cluster.engine_timeout_s=null"]).identity() == base.identity()
+    assert compose(["solver.engine=standin"]).identity() != base.identity()  # canned rows never mix with real ones
 
 
 def test_run_dir_resolves_relative_output_dir_against_the_project(tmp_path: Path):
