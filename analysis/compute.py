@@ -11,7 +11,8 @@ Axes (``AXES``):
   problem's solving prompt is counted once for all its S samples and a solution's verification prompt
   once for its V samples (the engine's prefix cache serves the rest; recorded cached tokens are used).
 - ``replica_seconds``: measured replica-seconds from the manifest (summed over the pipeline's invocations,
-  or ``replica_seconds.solve`` / ``replica_seconds.verify.<verifier>``; wall time x replicas per stage) spread evenly over the samples
+  or ``replica_seconds.solve`` / ``replica_seconds.verify.<verifier>``; wall time x replicas per stage,
+  verify time per invocation's verifier) spread evenly over the samples
   each stage produced: S r_s + S V r_v per problem.
 """
 from __future__ import annotations
@@ -66,10 +67,16 @@ def replica_seconds(manifest: dict) -> dict | None:
     invocations = manifest.get("invocations") or []
     if not invocations:
         return None
-    def total(stage: str) -> float:
-        return sum(inv.get("stages", {}).get(stage, {}).get("replica_seconds", 0.0) for inv in invocations)
-    verifier = manifest.get("config", {}).get("verification", {}).get("name")
-    return {"solve": total("solve"), "verify": {verifier: total("verify")} if verifier else {}}
+    # each invocation names its verifier (runs extended with a second verifier); older manifests only
+    # name the configured one
+    configured = manifest.get("config", {}).get("verification", {}).get("name")
+    verify = {configured: 0.0} if configured else {}
+    for inv in invocations:
+        name = inv.get("verifier", configured)
+        if name:
+            verify[name] = verify.get(name, 0.0) + inv.get("stages", {}).get("verify", {}).get("replica_seconds", 0.0)
+    solve = sum(inv.get("stages", {}).get("solve", {}).get("replica_seconds", 0.0) for inv in invocations)
+    return {"solve": solve, "verify": verify}
 
 
 def _tokens_per_sample(t: TokenUse) -> float:

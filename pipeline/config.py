@@ -208,6 +208,44 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class SubsetConfig:
+    """Which problems this invocation fills up to (S, V): all (default), or those listed and/or in a file.
+
+    ``file``: a text file with one problem id per line, or a ``.csv`` / ``.parquet`` file with a
+    ``problem_id`` column (e.g. a table the analysis wrote). Used to top up S or V only where needed.
+    """
+
+    problem_ids: Optional[list[str]] = None
+    file: Optional[str] = None
+
+    def validate(self) -> None:
+        _check(self.problem_ids is None or len(self.problem_ids) > 0, "subset.problem_ids",
+               "must be a non-empty list or null")
+
+
+@dataclass(frozen=True)
+class DryRunConfig:
+    """``dry_run.enabled=true``: print the cost of the config (pending work only) and exit without a run.
+
+    Tokens per generation come from ``from_run`` (a previous run directory's tables) when given, else
+    from a pilot run of ``pilot_problems`` problems at (``pilot_solutions``, ``pilot_verifications``) in a
+    temporary directory. GPU-hours assume ``tokens_per_s`` generated tokens per second per replica.
+    """
+
+    enabled: bool = False
+    from_run: Optional[str] = None
+    pilot_problems: int = 4
+    pilot_solutions: int = 2
+    pilot_verifications: int = 2
+    tokens_per_s: float = 1000.0
+
+    def validate(self) -> None:
+        for key in ("pilot_problems", "pilot_solutions", "pilot_verifications"):
+            _check(getattr(self, key) >= 1, f"dry_run.{key}", "must be >= 1")
+        _check(self.tokens_per_s > 0, "dry_run.tokens_per_s", "must be > 0")
+
+
+@dataclass(frozen=True)
 class WandbConfig:
     enabled: bool = True
     mode: str = "offline"  # offline by default: no account needed; files go to <run_dir>/wandb
@@ -230,6 +268,8 @@ class RunConfig:
     grading: GradingConfig = field(default_factory=GradingConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    subset: SubsetConfig = field(default_factory=SubsetConfig)
+    dry_run: DryRunConfig = field(default_factory=DryRunConfig)
     output_dir: str = "runs"
     run_id: str = MISSING
 
@@ -242,6 +282,8 @@ class RunConfig:
         self.grading.validate()
         self.cluster.validate()
         self.wandb.validate()
+        self.subset.validate()
+        self.dry_run.validate()
         _check(bool(self.run_id) and "/" not in self.run_id and self.run_id not in (".", ".."),
                "run_id", f"{self.run_id!r} must be a non-empty name without '/'")
         from pipeline.prompts import get_prompt
@@ -277,7 +319,7 @@ class RunConfig:
                 d[role].pop(k)
             if d[role]["engine"] == "vllm":  # the default: run directories from before the key still resume
                 d[role].pop("engine")
-        for k in ("cluster", "wandb", "output_dir"):
+        for k in ("cluster", "wandb", "output_dir", "dry_run"):
             d.pop(k)
         d["grading"].pop("processes")
         return d

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import DatasetConfig, resolve_path
+from pipeline.config import DatasetConfig, SubsetConfig, resolve_path
 
 
 class DatasetError(ValueError):
@@ -114,3 +114,46 @@ def load_problems(cfg: DatasetConfig) -> list[Problem]:
     if not problems:
         raise DatasetError(f"dataset {cfg.name!r}: {path} holds no problems")
     return problems
+
+
+def load_subset(cfg: SubsetConfig, problems: list[Problem]) -> list[str] | None:
+    """The problem ids ``cfg`` selects (listed and/or read from its file), in dataset order; None: all.
+
+    Raises DatasetError naming the file (and line) or the config key of an id that is not among
+    ``problems`` (the dataset after ``dataset.limit``).
+    """
+    if cfg.problem_ids is None and cfg.file is None:
+        return None
+    known = {p.problem_id for p in problems}
+    wanted: set[str] = set()
+    for pid in cfg.problem_ids or []:
+        if str(pid) not in known:
+            raise DatasetError(f"config key 'subset.problem_ids': problem id {pid!r} is not in the dataset "
+                               f"(after dataset.limit)")
+        wanted.add(str(pid))
+    if cfg.file is not None:
+        for where, pid in _subset_file_ids(resolve_path(cfg.file)):
+            if pid not in known:
+                raise DatasetError(f"{where}: problem id {pid!r} (config key 'subset.file') is not in the dataset "
+                                   f"(after dataset.limit)")
+            wanted.add(pid)
+    return [p.problem_id for p in problems if p.problem_id in wanted]
+
+
+def _subset_file_ids(path: Path) -> list[tuple[str, str]]:
+    """(where, problem id) pairs of a subset file: text (one id per line; blank lines and # comments
+    skipped), or CSV / Parquet with a ``problem_id`` column."""
+    if not path.is_file():
+        raise DatasetError(f"subset file {path} does not exist (config key 'subset.file')")
+    if path.suffix in (".csv", ".parquet"):
+        import polars as pl
+
+        frame = pl.read_csv(path, infer_schema=False) if path.suffix == ".csv" else pl.read_parquet(path)
+        if "problem_id" not in frame.columns:
+            raise DatasetError(f"{path}: no 'problem_id' column (has {frame.columns}); config key 'subset.file'")
+        return [(f"{path} row {i + 1}", str(pid)) for i, pid in enumerate(frame["problem_id"].to_list())]
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if line.strip() and not line.lstrip().startswith("#"):
+            out.append((f"{path}:{i + 1}", line.strip()))
+    return out

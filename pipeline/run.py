@@ -9,6 +9,14 @@ Stages run through Ray Data with fixed pools of engine replicas; the driver cons
 and commits whole units itself (``pipeline.store``), so rerunning the same command on the same
 ``output_dir``/``run_id`` continues where a killed run stopped, and a finished run does nothing.
 
+Extending a run in place: an invocation fills problems x S x V up to its config (for ``subset``'s
+problems, or all): problems with fewer than S solutions get the missing ones (solution_idx continues),
+solutions (idx < S) with fewer than V verifications by this verifier get the missing ones, and a new
+``verification.name`` verifies the existing solutions. Such a config is recorded as a new revision
+(``pipeline.manifest``); its rows carry that revision and are sampled with engine seed
+``budget.seed + revision`` (fresh draws, not a replay of revision 0's random stream). Rows already
+written are never touched.
+
 Modes (``cluster.mode``): ``phased`` (default, one engine pool alive at a time: solve + grade
 everything pending, then verify) and ``streaming`` (solve -> grade -> verify chained in one Ray Data
 pipeline, both pools alive; for clusters).
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +34,7 @@ import pyarrow.compute as pc
 
 from pipeline import faults
 from pipeline.config import ConfigError, ModelConfig, RunConfig, to_run_config
-from pipeline.datasets import DatasetError, load_problems
+from pipeline.datasets import DatasetError, load_problems, load_subset
 from pipeline.engine import ModelPathError, check_model_path, load_tokenizer, resolve_sampling
 from pipeline.manifest import ConfigMismatch, Invocation, Manifest, StageStats
 from pipeline.placement import replica_scheduling
@@ -96,10 +105,10 @@ def _pool_args(cfg: RunConfig, model: ModelConfig) -> dict:
                 **replica_scheduling(cfg.cluster, model))
 
 
-def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict):
+def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict, seed: int):
     ds = _dataset(requests, cfg.cluster.batch_size)
     ds = ds.map_batches(SolveStage, fn_constructor_kwargs=dict(
-        model=cfg.solver, seed=cfg.budget.seed, solutions=cfg.budget.solutions, sampling=sampling["solver"],
+        model=cfg.solver, seed=seed, sampling=sampling["solver"],
         engine_timeout_s=cfg.cluster.engine_timeout_s),
         **_pool_args(cfg, cfg.solver))
     return ds.map_batches(GradeStage, fn_constructor_kwargs=dict(
@@ -108,10 +117,9 @@ def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict):
         batch_format="pyarrow")
 
 
-def _verify(cfg: RunConfig, ds, sampling: dict):
+def _verify(cfg: RunConfig, ds, sampling: dict, seed: int):
     return ds.map_batches(VerifyStage, fn_constructor_kwargs=dict(
-        model=cfg.verifier_model, seed=cfg.budget.seed, prompt_name=cfg.prompt.verifier,
-        verifications=cfg.budget.verifications, sampling=sampling["verifier"],
+        model=cfg.verifier_model, seed=seed, prompt_name=cfg.prompt.verifier, sampling=sampling["verifier"],
         engine_timeout_s=cfg.cluster.engine_timeout_s),
         **_pool_args(cfg, cfg.verifier_model))
 
@@ -124,6 +132,7 @@ class _Committer:
 
     def __init__(self, cfg: RunConfig, stores: dict[str, TableStore], inv: Invocation, manifest: Manifest):
         self.cfg, self.inv, self.manifest = cfg, inv, manifest
+        self.seed = cfg.budget.seed + inv.revision  # see the module doc
         self._recorded_rows = 0
         c = cfg.cluster
         self.solutions = UnitBuffer(stores["solutions"], c.max_rows_per_part, c.commit_interval_s)
@@ -133,7 +142,7 @@ class _Committer:
     def solved(self, batch: pa.Table) -> pa.Table:
         """Commit graded problem rows (all S solutions of each problem); returns the solution rows."""
         faults.hit("mid_solve")
-        rows = solution_rows(batch, self.cfg.run_id, self.cfg.solver.name, self.cfg.budget.seed)
+        rows = solution_rows(batch, self.cfg.run_id, self.cfg.solver.name, self.seed, self.inv.revision)
         self.inv.stages["solve"].saw_engines(batch)
         self.add_solutions(rows, batch.num_rows, int(pc.sum(batch.column("prompt_tokens")).as_py() or 0),
                            int(pc.sum(batch.column("cached_prompt_tokens")).as_py() or 0))
@@ -155,7 +164,7 @@ class _Committer:
         faults.hit("mid_verify")
         v = self.cfg.verification
         rows = verification_rows(batch, self.cfg.run_id, v.name, v.kind, self.cfg.verifier_model.name,
-                                 self.cfg.budget.seed)
+                                 self.seed, self.inv.revision)
         s = self.inv.stages["verify"]
         s.saw_engines(batch)
         s.units += batch.num_rows
@@ -186,19 +195,58 @@ class _Committer:
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
-def _pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem_text: dict[str, str]) -> pa.Table:
-    """Solutions without verifications by this verifier, with their problem text (per-part reads)."""
-    done = {(p, s) for p, s, v in stores["verifications"].done_units(["problem_id", "solution_idx", "verifier"])
-            if v == cfg.verification.name}
+def _counts(store: TableStore, unit_columns: list[str], where: tuple[str, str] | None = None) -> Counter:
+    """Rows per unit key (units are committed whole, so a unit with k rows has indices 0..k-1);
+    ``where``: only rows whose column ``where[0]`` equals ``where[1]``."""
+    counts: Counter = Counter()
+    columns = unit_columns + ([where[0]] if where else [])
+    for t in store.iter_columns(columns):
+        if where:
+            t = t.filter(pc.equal(t.column(where[0]), where[1]))
+        counts.update(zip(*(t.column(c).to_pylist() for c in unit_columns)))
+    return counts
+
+
+def _pending_solve_requests(cfg: RunConfig, stores: dict[str, TableStore], requests: pa.Table,
+                            subset: list[str] | None) -> pa.Table:
+    """Requests of the (subset's) problems with fewer than S solutions: ``n`` missing samples from
+    ``first_idx`` on, with the problem's earlier solution texts (``prior_text``) for consistent grading."""
+    have = _counts(stores["solutions"], ["problem_id"])
+    chosen = None if subset is None else set(subset)
+    ids = requests.column("problem_id").to_pylist()
+    keep = [(chosen is None or p in chosen) and have[(p,)] < cfg.budget.solutions for p in ids]
+    requests = requests.filter(pa.array(keep, pa.bool_()))
+    ids = requests.column("problem_id").to_pylist()
+    prior: dict[str, dict[int, str]] = {p: {} for p in ids if have[(p,)]}
+    if prior:
+        for t in stores["solutions"].iter_columns(["problem_id", "solution_idx", "text"]):
+            for p, i, text in zip(*(t.column(c).to_pylist() for c in ("problem_id", "solution_idx", "text"))):
+                if p in prior:
+                    prior[p][i] = text
+    return (requests.append_column("n", pa.array([cfg.budget.solutions - have[(p,)] for p in ids], pa.int32()))
+            .append_column("first_idx", pa.array([have[(p,)] for p in ids], pa.int32()))
+            .append_column("prior_text", pa.array([[t for _, t in sorted(prior.get(p, {}).items())] for p in ids],
+                                                  pa.list_(pa.string()))))
+
+
+def _pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem_text: dict[str, str],
+                           subset: list[str] | None) -> pa.Table:
+    """The (subset's) solutions with solution_idx < S and fewer than V verifications by this verifier,
+    with their problem text, ``verify_n`` missing verifications and ``verify_first_idx`` (per-part reads)."""
+    have = _counts(stores["verifications"], ["problem_id", "solution_idx"], ("verifier", cfg.verification.name))
+    chosen = None if subset is None else set(subset)
+    v = cfg.budget.verifications
     parts = []
     for t in stores["solutions"].iter_columns(["problem_id", "solution_idx", "text"]):
-        keep = [(p, s) not in done for p, s in zip(t.column("problem_id").to_pylist(),
-                                                    t.column("solution_idx").to_pylist())]
+        keys = list(zip(t.column("problem_id").to_pylist(), t.column("solution_idx").to_pylist()))
+        keep = [(chosen is None or p in chosen) and i < cfg.budget.solutions and have[(p, i)] < v for p, i in keys]
         t = t.filter(pa.array(keep, pa.bool_()))
-        parts.append(t.append_column("problem", pa.array([problem_text[p] for p in t.column("problem_id").to_pylist()],
-                                                         pa.string())))
+        keys = [k for k, ok in zip(keys, keep) if ok]
+        parts.append(t.append_column("problem", pa.array([problem_text[p] for p, _ in keys], pa.string()))
+                     .append_column("verify_n", pa.array([v - have[k] for k in keys], pa.int32()))
+                     .append_column("verify_first_idx", pa.array([have[k] for k in keys], pa.int32())))
     schema = pa.schema([("problem_id", pa.string()), ("solution_idx", pa.int32()), ("text", pa.string()),
-                        ("problem", pa.string())])
+                        ("problem", pa.string()), ("verify_n", pa.int32()), ("verify_first_idx", pa.int32())])
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
@@ -220,6 +268,7 @@ def run(cfg: RunConfig) -> RunResult:
     if verify_on:
         check_model_path(cfg.verifier_model, cfg.verification.model)
     problems = load_problems(cfg.dataset)
+    subset = load_subset(cfg.subset, problems)
     inputs = prepare_solve(cfg, problems, load_tokenizer(cfg.solver))
     solver_prompt = get_prompt(cfg.prompt.solver)
     sampling = {"solver": resolve_sampling(cfg.solver, cfg.budget.solver, solver_prompt.stop)}
@@ -230,7 +279,7 @@ def run(cfg: RunConfig) -> RunResult:
     run_dir = cfg.run_dir
     ensure_dir(run_dir, "run directory")
     manifest = Manifest(run_dir)
-    inv = manifest.begin(cfg, {k: asdict(v) for k, v in sampling.items()})
+    inv = manifest.begin(cfg, {k: asdict(v) for k, v in sampling.items()}, subset)
     stores = {t: TableStore(run_dir, t) for t in ("problems", "solutions", "verifications")}
     inv.recovered = {t: asdict(s.recover()) for t, s in stores.items()}
     manifest.update(inv)
@@ -238,12 +287,11 @@ def run(cfg: RunConfig) -> RunResult:
     done_problems = {p for (p,) in stores["problems"].done_units(["problem_id"])}
     new = inputs.problems.filter(pa.array([p not in done_problems for p in
                                            inputs.problems.column("problem_id").to_pylist()], pa.bool_()))
+    new = new.append_column("revision", pa.array([inv.revision] * new.num_rows, pa.int32()))
     for i in range(0, new.num_rows, cfg.cluster.max_rows_per_part):
         stores["problems"].commit(new.slice(i, cfg.cluster.max_rows_per_part))
 
-    solved = {p for (p,) in stores["solutions"].done_units(["problem_id"])}
-    requests = inputs.requests.filter(pa.array([p not in solved for p in
-                                                inputs.requests.column("problem_id").to_pylist()], pa.bool_()))
+    requests = _pending_solve_requests(cfg, stores, inputs.requests, subset)
     problem_text = dict(zip(inputs.requests.column("problem_id").to_pylist(),
                             inputs.requests.column("problem").to_pylist()))
     committer = _Committer(cfg, stores, inv, manifest)
@@ -257,7 +305,7 @@ def run(cfg: RunConfig) -> RunResult:
                 _run_solve(cfg, requests, sampling, committer, inv)
             manifest.update(inv)
         if verify_on:
-            pending = _pending_verify_inputs(cfg, stores, problem_text)
+            pending = _pending_verify_inputs(cfg, stores, problem_text, subset)
             if pending.num_rows:
                 started_ray = _ensure_ray(cfg) or started_ray
                 _run_verify(cfg, pending, sampling, committer, inv)
@@ -286,7 +334,8 @@ def _run_solve(cfg: RunConfig, requests: pa.Table, sampling: dict, committer: _C
     stats = _stage(inv, "solve", cfg.solver.replicas)
     progress = Progress("solve", requests.num_rows, "problems")
     t0 = time.monotonic()
-    for batch in _solve_and_grade(cfg, requests, sampling).iter_batches(batch_size=None, batch_format="pyarrow"):
+    for batch in _solve_and_grade(cfg, requests, sampling, committer.seed).iter_batches(
+            batch_size=None, batch_format="pyarrow"):
         rows = committer.solved(batch)
         committer.checkpoint()
         progress.update(batch.num_rows, int(pc.sum(rows.column("completion_tokens")).as_py() or 0))
@@ -299,7 +348,7 @@ def _run_verify(cfg: RunConfig, pending: pa.Table, sampling: dict, committer: _C
     stats = _stage(inv, "verify", cfg.verifier_model.replicas)
     progress = Progress("verify", pending.num_rows, "solutions")
     t0 = time.monotonic()
-    for batch in _verify(cfg, _dataset(pending, cfg.cluster.batch_size), sampling).iter_batches(
+    for batch in _verify(cfg, _dataset(pending, cfg.cluster.batch_size), sampling, committer.seed).iter_batches(
             batch_size=None, batch_format="pyarrow"):
         progress.update(batch.num_rows, committer.verified(batch))
         committer.checkpoint()
@@ -310,33 +359,37 @@ def _run_verify(cfg: RunConfig, pending: pa.Table, sampling: dict, committer: _C
 
 def _run_streaming(cfg: RunConfig, requests: pa.Table, sampling: dict, committer: _Committer,
                    inv: Invocation) -> None:
-    """Both pools in one pipeline. A problem's rows are committed once all S solutions are verified,
+    """Both pools in one pipeline. A problem's rows are committed once all its new solutions are verified,
     solutions always before their verifications, so a kill never leaves verifications of uncommitted
     solutions (the verifications buffer flushes the solutions buffer first)."""
     solve_stats = _stage(inv, "solve", cfg.solver.replicas)
     verify_stats = _stage(inv, "verify", cfg.verifier_model.replicas)
-    run_id, model, seed = cfg.run_id, cfg.solver.name, cfg.budget.seed
+    run_id, model, seed, revision, v = cfg.run_id, cfg.solver.name, committer.seed, inv.revision, cfg.budget.verifications
 
     def per_solution(batch: pa.Table) -> pa.Table:
-        rows = solution_rows(batch, run_id, model, seed)
+        rows = solution_rows(batch, run_id, model, seed, revision)
         parents = pc.list_parent_indices(batch.column("text"))
         return (rows.append_column("problem", pc.take(batch.column("problem"), parents))
+                .append_column("verify_n", pa.array([v] * rows.num_rows, pa.int32()))
+                .append_column("verify_first_idx", pa.array([0] * rows.num_rows, pa.int32()))
+                .append_column("_problem_n", pc.take(batch.column("n"), parents))
                 .append_column("_problem_prompt_tokens", pc.take(batch.column("prompt_tokens"), parents))
                 .append_column("_problem_cached_tokens", pc.take(batch.column("cached_prompt_tokens"), parents))
                 .append_column("_solve_engine_start_s", pc.take(batch.column("_engine_start_s"), parents))
                 .append_column("_solve_engine_ready_at", pc.take(batch.column("_engine_ready_at"), parents)))
 
-    ds = _solve_and_grade(cfg, requests, sampling).map_batches(per_solution, batch_format="pyarrow", batch_size=None)
+    ds = _solve_and_grade(cfg, requests, sampling, seed).map_batches(per_solution, batch_format="pyarrow",
+                                                                      batch_size=None)
     waiting: dict[str, list[pa.Table]] = {}
     progress = Progress("solve+verify", requests.num_rows, "problems")
     t0 = time.monotonic()
     solution_columns = [f.name for f in SOLUTIONS]
-    for batch in _verify(cfg, ds, sampling).iter_batches(batch_size=None, batch_format="pyarrow"):
+    for batch in _verify(cfg, ds, sampling, seed).iter_batches(batch_size=None, batch_format="pyarrow"):
         faults.hit("mid_solve")
         for pid in pc.unique(batch.column("problem_id")).to_pylist():
             parts = waiting.setdefault(pid, [])
             parts.append(batch.filter(pc.equal(batch.column("problem_id"), pid)))
-            if sum(t.num_rows for t in parts) < cfg.budget.solutions:
+            if sum(t.num_rows for t in parts) < parts[0].column("_problem_n")[0].as_py():
                 continue
             rows = pa.concat_tables(waiting.pop(pid))
             solve_stats.saw_engines(rows.select(["_solve_engine_start_s", "_solve_engine_ready_at"])

@@ -1,9 +1,13 @@
 """Solve and grade stages.
 
 The unit that flows through both stages is one *problem* row: its prompt token ids in, and list
-columns with its S samples out (``n=S`` in one request, so the engine computes the prompt once and
-the S children share it through the prefix cache). A problem is never split across batches, which
+columns with its samples out (``n`` samples in one request, so the engine computes the prompt once
+and the children share it through the prefix cache). A problem is never split across batches, which
 keeps the driver's commits whole. ``solution_rows`` turns such rows into ``solutions`` table rows.
+
+Top-ups (a run extended to a larger S): a request row says how many samples it wants (``n``) and the
+solution_idx of its first one (``first_idx``), and carries the problem's earlier solution texts
+(``prior_text``) so grading assigns the new answers the answer classes the earlier ones already have.
 """
 from __future__ import annotations
 
@@ -67,7 +71,6 @@ def prepare_solve(cfg: RunConfig, problems: list[Problem], tokenizer) -> SolveIn
         "subject": [p.subject for p in problems],
         "reference_steps": pa.array([p.reference_steps for p in problems], pa.list_(pa.string())),
         "skip_reason": pa.array(skip, pa.string()),
-        "revision": pa.array([0] * len(problems), pa.int32()),
     })
     requests = pa.table({
         "problem_id": pa.array(req["problem_id"], pa.string()),
@@ -79,16 +82,17 @@ def prepare_solve(cfg: RunConfig, problems: list[Problem], tokenizer) -> SolveIn
 
 
 class SolveStage(Replica):
-    """Ray Data stage: one solver replica; problem rows in, the same rows with S samples each out."""
+    """Ray Data stage: one solver replica; problem rows in, the same rows with their ``n`` samples out."""
 
-    def __init__(self, model: ModelConfig, seed: int, solutions: int, sampling: SamplingUsed,
-                 engine_timeout_s: float | None = None):
+    def __init__(self, model: ModelConfig, seed: int, sampling: SamplingUsed, engine_timeout_s: float | None = None):
         super().__init__(model, seed, role="solver", engine_timeout_s=engine_timeout_s)
-        self.params = sampling_params(sampling, n=solutions)
+        self.sampling = sampling
+        self._params: dict[int, object] = {}
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         prompts = batch.column("prompt_token_ids").to_pylist()
-        outs = self.generate(prompts, self.params)
+        params = [self._params.setdefault(n, sampling_params(self.sampling, n=n)) for n in batch.column("n").to_pylist()]
+        outs = self.generate(prompts, params)
         faults.hit("replica_solve")
         cols = {
             "prompt_tokens": pa.array([len(p) for p in prompts], pa.int32()),
@@ -108,7 +112,8 @@ class SolveStage(Replica):
 
 
 class GradeStage:
-    """Ray Data stage: grades each problem row's samples with the dataset's grader (process pool, timeout)."""
+    """Ray Data stage: grades each problem row's samples with the dataset's grader (process pool, timeout),
+    after the problem's earlier solutions (``prior_text``) so answer classes continue theirs."""
 
     def __init__(self, grader: str, timeout_s: float, processes: int, step_rule: str):
         from pipeline.grade import GradingPool
@@ -120,7 +125,9 @@ class GradeStage:
         from pipeline.steps import split_steps
 
         texts = batch.column("text").to_pylist()
-        grades = self.pool.grade_many(list(zip(batch.column("answer").to_pylist(), texts)))
+        prior = [p or [] for p in batch.column("prior_text").to_pylist()]
+        grades = [gs[len(p):] for p, gs in zip(prior, self.pool.grade_many(
+            [(a, p + t) for a, p, t in zip(batch.column("answer").to_pylist(), prior, texts)]))]
         cols = {
             "extracted_answer": (pa.string(), [[g.extracted_answer for g in gs] for gs in grades]),
             "answer_class": (pa.int32(), [[g.answer_class for g in gs] for gs in grades]),
@@ -147,14 +154,14 @@ def list_positions(lists: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     return parents, pc.cast(pos, pa.int32())
 
 
-def solution_rows(batch: pa.Table, run_id: str, model_name: str, seed: int) -> pa.Table:
-    """Graded problem rows -> ``solutions`` rows (one per sample; solution_idx = sample index)."""
+def solution_rows(batch: pa.Table, run_id: str, model_name: str, seed: int, revision: int) -> pa.Table:
+    """Graded problem rows -> ``solutions`` rows (one per sample; solution_idx = first_idx + sample index)."""
     parents, idx = list_positions(batch.column("text"))
     n = len(parents)
     cols = {
         "run_id": pa.array([run_id] * n, pa.string()),
         "problem_id": pc.take(batch.column("problem_id"), parents),
-        "solution_idx": idx,
+        "solution_idx": pc.cast(pc.add(pc.take(batch.column("first_idx"), parents), idx), pa.int32()),
     }
     for name in SAMPLE_COLUMNS + GRADE_COLUMNS:
         cols[name] = pc.list_flatten(batch.column(name))
@@ -162,5 +169,5 @@ def solution_rows(batch: pa.Table, run_id: str, model_name: str, seed: int) -> p
         cols[name] = pc.take(batch.column(name), parents)
     cols["seed"] = pa.array([seed] * n, pa.int64())
     cols["model"] = pa.array([model_name] * n, pa.string())
-    cols["revision"] = pa.array([0] * n, pa.int32())
+    cols["revision"] = pa.array([revision] * n, pa.int32())
     return pa.table(cols)

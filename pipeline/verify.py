@@ -1,8 +1,10 @@
 """Verify stage: V generative verifications per solution, their verdicts and P(Yes).
 
-The unit is one *solution* row (problem text + solution text in); the stage adds ``v_``-prefixed
-list columns with its V verifications (``n=V`` in one request, prefix caching on, so the V critiques
-share the prompt). ``verification_rows`` turns such rows into ``verifications`` table rows.
+The unit is one *solution* row (problem text + solution text in, and ``verify_n`` / ``verify_first_idx``:
+how many verifications it wants and the verification_idx of the first, >0 when a run is extended to a
+larger V); the stage adds ``v_``-prefixed list columns with its verifications (``n`` in one request,
+prefix caching on, so the critiques share the prompt). ``verification_rows`` turns such rows into
+``verifications`` table rows.
 
 P(Yes) is read from the engine's *raw* logprobs (before temperature / top-p) of the prompt's yes and
 no tokens, requested with ``logprob_token_ids=[yes_id, no_id]``, and normalised over the two:
@@ -65,15 +67,15 @@ def verdict_token_ids(tokenizer, prompt: Prompt) -> tuple[int, int]:
 
 
 class VerifyStage(Replica):
-    """Ray Data stage: one verifier replica; solution rows in, the same rows with V verifications out."""
+    """Ray Data stage: one verifier replica; solution rows in, the same rows with their verifications out."""
 
-    def __init__(self, model: ModelConfig, seed: int, prompt_name: str, verifications: int,
-                 sampling: SamplingUsed, engine_timeout_s: float | None = None):
+    def __init__(self, model: ModelConfig, seed: int, prompt_name: str, sampling: SamplingUsed,
+                 engine_timeout_s: float | None = None):
         super().__init__(model, seed, role="verifier", engine_timeout_s=engine_timeout_s)
         self.prompt = get_prompt(prompt_name)
         self.yes_id, self.no_id = verdict_token_ids(self.tokenizer, self.prompt)
-        self.v = verifications
-        self.params = sampling_params(sampling, n=verifications, logprob_token_ids=[self.yes_id, self.no_id])
+        self.sampling = sampling
+        self._params: dict[int, object] = {}  # SamplingParams by n
         self.cue_params = sampling_params(replace(sampling, max_tokens=1), n=1,
                                           logprob_token_ids=[self.yes_id, self.no_id])
 
@@ -84,15 +86,18 @@ class VerifyStage(Replica):
         limit = self.model.max_model_len
         prompts = [render_ids(self.tokenizer, self.prompt, problem=p, solution=strip_thinking(s))
                    for p, s in zip(batch.column("problem").to_pylist(), batch.column("text").to_pylist())]
+        wanted = batch.column("verify_n").to_pylist()
         fits = [i for i, ids in enumerate(prompts) if len(ids) < limit]
-        outs = dict(zip(fits, self.generate([prompts[i] for i in fits], self.params)))
+        params = [self._params.setdefault(wanted[i], sampling_params(
+            self.sampling, n=wanted[i], logprob_token_ids=[self.yes_id, self.no_id])) for i in fits]
+        outs = dict(zip(fits, self.generate([prompts[i] for i in fits], params)))
         faults.hit("replica_verify")
         rows: list[dict[str, list]] = []
         cue_jobs: list[tuple[int, int, list[int]]] = []  # (row, verification, continuation ids)
         for i, ids in enumerate(prompts):
             r = {k: [] for k in V_TYPES}
             if i not in outs:  # prompt longer than the verifier's context: recorded, not generated
-                for _ in range(self.v):
+                for _ in range(wanted[i]):
                     for k, v in (("v_text", None), ("v_verdict", None), ("v_p_yes", None), ("v_p_yes_source", "none"),
                                  ("v_parse_status", "unparsed"), ("v_completion_tokens", 0),
                                  ("v_finish_reason", "prompt_too_long")):
@@ -135,8 +140,9 @@ class VerifyStage(Replica):
 
 
 def verification_rows(batch: pa.Table, run_id: str, verifier: str, kind: str, model_name: str,
-                      seed: int) -> pa.Table:
-    """Verified solution rows -> ``verifications`` rows (one per verification)."""
+                      seed: int, revision: int) -> pa.Table:
+    """Verified solution rows -> ``verifications`` rows (one per verification; verification_idx =
+    verify_first_idx + sample index)."""
     parents, idx = list_positions(batch.column("v_text"))
     n = len(parents)
     cols = {
@@ -144,7 +150,7 @@ def verification_rows(batch: pa.Table, run_id: str, verifier: str, kind: str, mo
         "problem_id": pc.take(batch.column("problem_id"), parents),
         "solution_idx": pc.take(batch.column("solution_idx"), parents),
         "verifier": pa.array([verifier] * n, pa.string()),
-        "verification_idx": idx,
+        "verification_idx": pc.cast(pc.add(pc.take(batch.column("verify_first_idx"), parents), idx), pa.int32()),
         "verifier_kind": pa.array([kind] * n, pa.string()),
     }
     for src, dst in V_COLUMNS.items():
@@ -153,5 +159,5 @@ def verification_rows(batch: pa.Table, run_id: str, verifier: str, kind: str, mo
         cols[dst] = pc.take(batch.column(src), parents)
     cols["seed"] = pa.array([seed] * n, pa.int64())
     cols["model"] = pa.array([model_name] * n, pa.string())
-    cols["revision"] = pa.array([0] * n, pa.int32())
+    cols["revision"] = pa.array([revision] * n, pa.int32())
     return pa.table(cols)

@@ -80,5 +80,8 @@ def test_replica_seconds_come_from_the_pipeline_manifest_invocations():
         {"stages": {"solve": {"replica_seconds": 10.0}}},  # killed before verifying
         {"stages": {"solve": {"replica_seconds": 2.5}, "verify": {"replica_seconds": 30.0}}}]}
     assert replica_seconds(manifest) == {"solve": 12.5, "verify": {"g": 30.0}}
+    # a run extended with a second verifier: each invocation names its own
+    manifest["invocations"].append({"verifier": "h", "stages": {"verify": {"replica_seconds": 4.0}}})
+    assert replica_seconds(manifest) == {"solve": 12.5, "verify": {"g": 30.0, "h": 4.0}}
     assert replica_seconds({"replica_seconds": {"solve": 1.0}}) == {"solve": 1.0}
     assert replica_seconds({}) is None
