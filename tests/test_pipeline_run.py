@@ -294,3 +294,22 @@ def test_replicas_killed_mid_batch_are_restarted_and_the_run_finishes_exactly_on
     _assert_complete(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
     assert len(m["invocations"]) == 1 and m["invocations"][0]["status"] == "finished"
+
+
+def test_hung_engines_are_killed_by_the_watchdog_and_their_batches_retried_on_fresh_replicas(tiny_model, toy_problems,
+                                                                                            tmp_path):
+    """A solver and a verifier engine stop making progress mid-run (the ``hang`` fault before their 40th
+    engine step, once per run); each replica's watchdog kills it after ``cluster.engine_timeout_s``, Ray
+    restarts it with a fresh engine, Ray Data retries the batches it held, and every unit is committed
+    once. Rows come from two replicas per pool: the hung one (batches it finished before) and its
+    replacement."""
+    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2", "cluster.engine_timeout_s=3")
+    env = {"SOLVE_VERIFY_FAULT": "engine_step_solver:40:hang,engine_step_verifier:40:hang",
+           "SOLVE_VERIFY_FAULT_DIR": str(tmp_path)}
+    log = tmp_path / "log.txt"
+    assert _cli(args, log, env=env) == 0, log.read_text()[-3000:]
+    assert (tmp_path / "engine_step_solver.fired").exists() and (tmp_path / "engine_step_verifier.fired").exists()
+    run_dir = tmp_path / "toy-toy-solver-s3-v2"
+    _assert_complete(run_dir)
+    assert _table(run_dir, "solutions")["replica_id"].n_unique() == 2
+    assert _table(run_dir, "verifications")["replica_id"].n_unique() == 2
