@@ -9,7 +9,9 @@ key-value metadata and into the manifest.
 
 Conventions
 - Keys: ``problems`` (run_id, problem_id); ``solutions`` (run_id, problem_id, solution_idx);
-  ``verifications`` (run_id, problem_id, solution_idx, verifier, verification_idx).
+  ``verifications`` (run_id, problem_id, solution_idx, verifier, verification_idx); ``grades``
+  (run_id, problem_id, solution_idx, grader_version): earlier grades that a re-grade replaced in
+  ``solutions`` (which always holds the current ones), kept for comparison.
 - Token counts are per generation as reported by the engine. ``prompt_tokens`` of a solution is the
   prompt length of its request: the n=S samples of one request share one prompt, so compute
   accounting counts it once per (problem) and ``cached_prompt_tokens`` is what the engine's prefix
@@ -111,16 +113,32 @@ VERIFICATIONS = pa.schema(
     ]
 )
 
+GRADES = pa.schema(
+    [
+        _f("run_id", pa.string(), False),
+        _f("problem_id", pa.string(), False),
+        _f("solution_idx", pa.int32(), False),
+        _f("grader_version", pa.string(), False, "the grader that gave these grades (solutions.grader_version then)"),
+        _f("extracted_answer", pa.string(), True),
+        _f("answer_class", pa.int32(), True),
+        _f("is_correct", pa.bool_(), True),
+        _f("grade_status", pa.string(), False, "one of GRADE_STATUSES"),
+        _f("replaced_at", pa.float64(), False, "unix time a re-grade replaced them in solutions (pipeline.rescore)"),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "solutions": SOLUTIONS,
     "verifications": VERIFICATIONS,
+    "grades": GRADES,
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
     "problems": ("run_id", "problem_id"),
     "solutions": ("run_id", "problem_id", "solution_idx"),
     "verifications": ("run_id", "problem_id", "solution_idx", "verifier", "verification_idx"),
+    "grades": ("run_id", "problem_id", "solution_idx", "grader_version"),
 }
 
 MANIFEST_FILE = "manifest.json"

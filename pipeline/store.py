@@ -112,12 +112,22 @@ class TableStore:
 
     def commit(self, data: pa.Table) -> Path:
         """Write ``data`` (whole units, conformed to the schema) as a new part, atomically."""
-        data = conform(self.table, data)
         existing = self.parts()
         seq = int(_PART.match(existing[-1].name).group(1)) + 1 if existing else 0
         final = self.dir / f"part-{seq:06d}.parquet"
-        tmp = final.with_name(final.name + ".tmp")
         faults.hit(f"before_commit_{self.table}")
+        self._write(final, data, len(existing))
+        faults.hit(f"after_commit_{self.table}")
+        return final
+
+    def rewrite(self, part: Path, data: pa.Table) -> None:
+        """Replace an existing part with ``data`` (the same units), atomically: readers see the old part
+        or the new one, never a mix. Only re-scoring does this (``pipeline.rescore``); runs never do."""
+        self._write(part, data, len(self.parts()))
+
+    def _write(self, final: Path, data: pa.Table, existing: int) -> None:
+        data = conform(self.table, data)
+        tmp = final.with_name(final.name + ".tmp")
         try:
             with open(tmp, "wb") as fh:
                 pq.write_table(data, fh, compression="zstd")
@@ -126,14 +136,12 @@ class TableStore:
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise StoreError(
-                f"cannot write {final} ({data.num_rows} rows): {e.strerror or e}. The {len(existing)} parts "
+                f"cannot write {final} ({data.num_rows} rows): {e.strerror or e}. The {existing} parts "
                 f"already in {self.dir} are intact; free space or fix permissions and rerun to resume"
             ) from None
         faults.hit(f"before_rename_{self.table}")
         os.replace(tmp, final)
         _fsync_dir(self.dir)
-        faults.hit(f"after_commit_{self.table}")
-        return final
 
 
 class UnitBuffer:
