@@ -3,6 +3,7 @@
 Launch (embedded toy default, CPU):  python -m pipeline.run
 Override example:                    python -m pipeline.run dataset=math500 budget.solutions=64
 Sweep example:                       python -m pipeline.run --multirun budget.solutions=4,8
+Cost estimate, nothing run:          python -m pipeline.run budget.solutions=64 dry_run.enabled=true
 
 ``run(cfg)`` holds the logic; ``main`` only converts Hydra's config into the typed ``RunConfig``.
 Stages run through Ray Data with fixed pools of engine replicas; the driver consumes the stage outputs
@@ -207,7 +208,7 @@ def _counts(store: TableStore, unit_columns: list[str], where: tuple[str, str] |
     return counts
 
 
-def _pending_solve_requests(cfg: RunConfig, stores: dict[str, TableStore], requests: pa.Table,
+def pending_solve_requests(cfg: RunConfig, stores: dict[str, TableStore], requests: pa.Table,
                             subset: list[str] | None) -> pa.Table:
     """Requests of the (subset's) problems with fewer than S solutions: ``n`` missing samples from
     ``first_idx`` on, with the problem's earlier solution texts (``prior_text``) for consistent grading."""
@@ -229,7 +230,7 @@ def _pending_solve_requests(cfg: RunConfig, stores: dict[str, TableStore], reque
                                                   pa.list_(pa.string()))))
 
 
-def _pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem_text: dict[str, str],
+def pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem_text: dict[str, str],
                            subset: list[str] | None) -> pa.Table:
     """The (subset's) solutions with solution_idx < S and fewer than V verifications by this verifier,
     with their problem text, ``verify_n`` missing verifications and ``verify_first_idx`` (per-part reads)."""
@@ -291,7 +292,7 @@ def run(cfg: RunConfig) -> RunResult:
     for i in range(0, new.num_rows, cfg.cluster.max_rows_per_part):
         stores["problems"].commit(new.slice(i, cfg.cluster.max_rows_per_part))
 
-    requests = _pending_solve_requests(cfg, stores, inputs.requests, subset)
+    requests = pending_solve_requests(cfg, stores, inputs.requests, subset)
     problem_text = dict(zip(inputs.requests.column("problem_id").to_pylist(),
                             inputs.requests.column("problem").to_pylist()))
     committer = _Committer(cfg, stores, inv, manifest)
@@ -305,7 +306,7 @@ def run(cfg: RunConfig) -> RunResult:
                 _run_solve(cfg, requests, sampling, committer, inv)
             manifest.update(inv)
         if verify_on:
-            pending = _pending_verify_inputs(cfg, stores, problem_text, subset)
+            pending = pending_verify_inputs(cfg, stores, problem_text, subset)
             if pending.num_rows:
                 started_ray = _ensure_ray(cfg) or started_ray
                 _run_verify(cfg, pending, sampling, committer, inv)
@@ -414,7 +415,13 @@ def main() -> None:
     @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
     def _main(cfg) -> None:
         try:
-            run(to_run_config(cfg))
+            run_cfg = to_run_config(cfg)
+            if run_cfg.dry_run.enabled:
+                from pipeline.estimate import estimate, format_estimate
+
+                print(format_estimate(run_cfg, estimate(run_cfg)), flush=True)
+            else:
+                run(run_cfg)
         except USER_ERRORS as e:  # bad config or input: the message says what and where; no traceback
             print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(2)
