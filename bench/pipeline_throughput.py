@@ -27,14 +27,6 @@ import time
 from pathlib import Path
 
 
-def _problems_file(n: int, path: Path) -> Path:
-    from toyworld.task import make_problem_set, write_jsonl
-
-    per_level = -(-n // 5)
-    write_jsonl(make_problem_set(per_level=per_level, seed=123)[:n], path)
-    return path
-
-
 def _overrides(model: Path, data: Path, out: Path, args, run_id: str) -> list[str]:
     return [
         f"solver.path={model}", f"verifier.path={model}", f"dataset.file={data}", f"output_dir={out}",
@@ -76,6 +68,7 @@ def main() -> None:
     # thread count (set before torch loads: vLLM's CPU worker binds its threads at engine start).
     os.environ["OMP_NUM_THREADS"] = "1"
 
+    from bench.common import toy_problems_file
     from pipeline.config import compose
     from pipeline.datasets import load_problems
     from pipeline.engine import load_tokenizer
@@ -85,7 +78,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     model = args.model or build_tiny_llama(work / "tiny-llama")
-    data = _problems_file(args.prompts, work / "problems.jsonl")
+    data = toy_problems_file(args.prompts, work / "problems.jsonl", seed=123)
     cfg = compose(_overrides(model, data, work / "runs", args, "raw"))
     prompts = prepare_solve(cfg, load_problems(cfg.dataset), load_tokenizer(cfg.solver)).requests
     prompts = prompts.column("prompt_token_ids").to_pylist()

@@ -42,12 +42,11 @@ def main() -> None:
     ap.add_argument("--verifications", type=int, default=8)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    from toyworld.task import make_problem_set, write_jsonl
+    from bench.common import toy_problems_file
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = work / "problems.jsonl"
-        write_jsonl(make_problem_set(per_level=-(-args.problems // 5), seed=321)[: args.problems], data)
+        data = toy_problems_file(args.problems, work / "problems.jsonl", seed=321)
         off, on = _one(work, data, args, False), _one(work, data, args, True)
     report = {"off": off, "on": on,
               "computed_prompt_ratio": on["computed_prompt_tokens_per_verification"]

@@ -1,6 +1,6 @@
 """Run every benchmark and print one table of their ratios (what `make bench` runs).
 
-    python -m bench.run            # full sizes (~25 min on 2 cores)
+    python -m bench.run            # full sizes (~40 min on 2 cores)
     python -m bench.run --quick    # small sizes, to check the benches run (ratios are noisier)
 
 Each bench measures its baseline in the same run and prints a line containing "ratio"; that line is
@@ -20,6 +20,10 @@ BENCHES = {
     "verification prefix cache on vs off": (["bench.prefix_sharing"], ["--problems", "10", "--verifications", "4"]),
     "analysis full grid vs per-problem loop": (["bench.analysis_grid"],
                                                ["--problems", "100", "--solutions", "32", "--verifications", "32"]),
+    "pipeline overhead per row, stand-in engine, up to 1M rows": (["bench.pipeline_overhead"],
+                                                                  ["--rows", "1000", "10000"]),
+    "solve throughput 2 vs 1 solver replicas": (["bench.replica_scaling"], ["--problems", "128", "--max-tokens", "16",
+                                                                                "--batch-size", "8"]),
 }
 
 
