@@ -62,6 +62,9 @@ class ModelConfig:
     # "standin": canned completions returned instantly (pipeline.standin), to measure the pipeline's own
     # overhead in benchmarks and tests; "path" then only supplies the tokenizer.
     engine: str = "vllm"
+    # Pooling models (verification.kind: prm): vLLM's adapter for a checkpoint whose architecture is a
+    # causal LM with a classification head ("classify", as the toy PRM); null for native PRM architectures.
+    convert: Optional[str] = None
 
     def validate(self, key: str) -> None:
         _check(bool(self.name), f"{key}.name", "must be non-empty")
@@ -77,6 +80,7 @@ class ModelConfig:
         _check(not (self.single_process and self.tensor_parallel_size > 1), f"{key}.single_process",
                "needs tensor_parallel_size 1")
         _check(self.engine in ENGINES, f"{key}.engine", f"{self.engine!r} is not one of {ENGINES}")
+        _check(self.convert in (None, "classify"), f"{key}.convert", f"{self.convert!r} is not null or 'classify'")
 
     def local_path(self) -> Path | None:
         """The model directory when ``path`` names a local one (absolute, ./relative or existing)."""
@@ -155,7 +159,14 @@ class BudgetConfig:
 
 @dataclass(frozen=True)
 class VerificationConfig:
-    """Which verifier runs: its kind, label, and whether it uses the verifier or the solver engine."""
+    """Which verifier runs: its kind, label, and whether it uses the verifier or the solver engine.
+
+    Kinds: ``genrm`` (critique ending in a Yes/No verdict), ``critic`` (ProcessBench-style critique naming
+    the earliest wrong step in ``\\boxed{}``; with ``model: solver`` this is Self-PRM) and ``prm`` (a
+    discriminative process reward model served as a vLLM pooling engine, scoring every step). The verifier
+    prompt (``prompt.verifier``) must be of the same kind. A PRM is deterministic, so it runs once per
+    solution: ``budget.verifications`` must be 1 (or 0 to skip verification).
+    """
 
     kind: str = "genrm"
     name: str = MISSING  # recorded in the verifications' ``verifier`` column
@@ -164,8 +175,6 @@ class VerificationConfig:
 
     def validate(self) -> None:
         _check(self.kind in VERIFIER_KINDS, "verification.kind", f"{self.kind!r} is not one of {VERIFIER_KINDS}")
-        _check(self.kind == "genrm", "verification.kind",
-               f"{self.kind!r} verifiers are not wired into the pipeline yet; only 'genrm' runs")
         _check(self.model in VERIFIER_MODELS, "verification.model", f"{self.model!r} is not one of {VERIFIER_MODELS}")
         _check(bool(self.name), "verification.name", "must be non-empty")
 
@@ -293,6 +302,16 @@ class RunConfig:
                 get_prompt(name)
             except KeyError as e:
                 raise ConfigError(f"config key {key!r}: {e}") from None
+        kind = self.verification.kind
+        verifier_prompt = get_prompt(self.prompt.verifier)
+        _check(verifier_prompt.kind == kind, "prompt.verifier",
+               f"{self.prompt.verifier!r} is a {verifier_prompt.kind} prompt; verification.kind={kind} needs a "
+               f"{kind} prompt")
+        _check(kind != "prm" or self.budget.verifications <= 1, "budget.verifications",
+               f"{self.budget.verifications}: a discriminative PRM scores a solution deterministically, so it "
+               "runs once per solution (1, or 0 to skip verification)")
+        _check(kind != "prm" or self.verifier_model.engine == "vllm", f"{self.verification.model}.engine",
+               "a PRM needs the vllm engine (the stand-in engine only generates)")
 
     @property
     def run_dir(self) -> Path:
@@ -317,8 +336,9 @@ class RunConfig:
             for k in ("replicas", "gpu_memory_utilization", "kv_cache_memory_bytes", "max_num_seqs",
                       "max_num_batched_tokens", "tensor_parallel_size"):
                 d[role].pop(k)
-            if d[role]["engine"] == "vllm":  # the default: run directories from before the key still resume
-                d[role].pop("engine")
+            for key, default in (("engine", "vllm"), ("convert", None)):
+                if d[role][key] == default:  # the default: run directories from before the key still resume
+                    d[role].pop(key)
         for k in ("cluster", "wandb", "output_dir", "dry_run"):
             d.pop(k)
         d["grading"].pop("processes")

@@ -130,9 +130,10 @@ def has_unknown_tokens(tokenizer, ids: list[int]) -> bool:
     return unk is not None and unk in ids
 
 
-def build_llm(model: ModelConfig, seed: int):
+def build_llm(model: ModelConfig, seed: int, pooling: bool = False):
     """A ``vllm.LLM`` for ``model`` (the engine-level ``seed`` makes sampling reproducible per engine),
-    or the stand-in engine for ``engine: standin``."""
+    or the stand-in engine for ``engine: standin``. ``pooling``: a token-classification pooling engine
+    (process reward models: per-token class probabilities, see ``pipeline.verify.PrmStage``)."""
     if model.engine == "standin":
         from pipeline.standin import StandinLLM
 
@@ -150,6 +151,12 @@ def build_llm(model: ModelConfig, seed: int):
     )
     if model.single_process:
         kwargs["distributed_executor_backend"] = "uni"
+    if pooling:
+        from vllm.config import PoolerConfig
+
+        kwargs.update(runner="pooling", pooler_config=PoolerConfig(task="token_classify"))
+        if model.convert is not None:
+            kwargs["convert"] = model.convert
     if model.kv_cache_memory_bytes is not None:
         kwargs["kv_cache_memory_bytes"] = model.kv_cache_memory_bytes
     else:
@@ -259,12 +266,13 @@ class Replica:
     an :class:`EngineLoop`, watched for hangs when ``engine_timeout_s`` is set.
     """
 
-    def __init__(self, model: ModelConfig, seed: int, role: str, engine_timeout_s: float | None = None):
+    def __init__(self, model: ModelConfig, seed: int, role: str, engine_timeout_s: float | None = None,
+                 pooling: bool = False):
         import ray
 
         self.model = model
         t0 = time.time()
-        self.llm = build_llm(model, seed)
+        self.llm = build_llm(model, seed, pooling)
         self.engine_ready_at = time.time()
         self.engine_start_s = self.engine_ready_at - t0
         self.tokenizer = self.llm.get_tokenizer()
@@ -280,7 +288,8 @@ class Replica:
                 "_engine_ready_at": pa.array([self.engine_ready_at] * rows, pa.float64())}
 
     def generate(self, token_prompts: list[list[int]], params) -> list:
-        """Outputs for prompts given as token ids (one SamplingParams, or one per prompt), in order."""
+        """Outputs for prompts given as token ids (one SamplingParams, or one per prompt; PoolingParams for
+        a pooling engine), in order."""
         return self.loop.generate(token_prompts, params)
 
 

@@ -44,7 +44,8 @@ from pipeline.prompts import get_prompt
 from pipeline.schema import SOLUTIONS
 from pipeline.solve import GradeStage, SolveStage, prepare_solve, solution_rows
 from pipeline.store import StoreError, TableStore, UnitBuffer, ensure_dir
-from pipeline.verify import VerifyStage, verdict_token_ids, verification_rows
+from pipeline.steps import split_steps
+from pipeline.verify import PrmStage, VerifyStage, check_verifier_prompt, verification_rows
 
 
 CALLS_PER_REPLICA = 2
@@ -119,10 +120,12 @@ def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict, seed: i
 
 
 def _verify(cfg: RunConfig, ds, sampling: dict, seed: int):
-    return ds.map_batches(VerifyStage, fn_constructor_kwargs=dict(
-        model=cfg.verifier_model, seed=seed, prompt_name=cfg.prompt.verifier, sampling=sampling["verifier"],
-        engine_timeout_s=cfg.cluster.engine_timeout_s),
-        **_pool_args(cfg, cfg.verifier_model))
+    kwargs = dict(model=cfg.verifier_model, seed=seed, prompt_name=cfg.prompt.verifier,
+                  engine_timeout_s=cfg.cluster.engine_timeout_s)
+    if cfg.verification.kind == "prm":
+        return ds.map_batches(PrmStage, fn_constructor_kwargs=kwargs, **_pool_args(cfg, cfg.verifier_model))
+    return ds.map_batches(VerifyStage, fn_constructor_kwargs=dict(kwargs, sampling=sampling["verifier"]),
+                          **_pool_args(cfg, cfg.verifier_model))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,21 +236,28 @@ def pending_solve_requests(cfg: RunConfig, stores: dict[str, TableStore], reques
 def pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem_text: dict[str, str],
                            subset: list[str] | None) -> pa.Table:
     """The (subset's) solutions with solution_idx < S and fewer than V verifications by this verifier,
-    with their problem text, ``verify_n`` missing verifications and ``verify_first_idx`` (per-part reads)."""
+    with their problem text, ``verify_n`` missing verifications and ``verify_first_idx`` (per-part reads).
+    Their ``steps`` are the recorded ones; solutions recorded without (imported) are split by
+    ``verification.step_rule`` here."""
     have = _counts(stores["verifications"], ["problem_id", "solution_idx"], ("verifier", cfg.verification.name))
     chosen = None if subset is None else set(subset)
     v = cfg.budget.verifications
     parts = []
-    for t in stores["solutions"].iter_columns(["problem_id", "solution_idx", "text"]):
+    rule = cfg.verification.step_rule
+    for t in stores["solutions"].iter_columns(["problem_id", "solution_idx", "text", "steps"]):
         keys = list(zip(t.column("problem_id").to_pylist(), t.column("solution_idx").to_pylist()))
         keep = [(chosen is None or p in chosen) and i < cfg.budget.solutions and have[(p, i)] < v for p, i in keys]
         t = t.filter(pa.array(keep, pa.bool_()))
         keys = [k for k, ok in zip(keys, keep) if ok]
+        steps = [st if st is not None else split_steps(text, rule)
+                 for st, text in zip(t.column("steps").to_pylist(), t.column("text").to_pylist())]
+        t = t.set_column(t.column_names.index("steps"), "steps", pa.array(steps, pa.list_(pa.string())))
         parts.append(t.append_column("problem", pa.array([problem_text[p] for p, _ in keys], pa.string()))
                      .append_column("verify_n", pa.array([v - have[k] for k in keys], pa.int32()))
                      .append_column("verify_first_idx", pa.array([have[k] for k in keys], pa.int32())))
     schema = pa.schema([("problem_id", pa.string()), ("solution_idx", pa.int32()), ("text", pa.string()),
-                        ("problem", pa.string()), ("verify_n", pa.int32()), ("verify_first_idx", pa.int32())])
+                        ("steps", pa.list_(pa.string())), ("problem", pa.string()), ("verify_n", pa.int32()),
+                        ("verify_first_idx", pa.int32())])
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
@@ -274,8 +284,9 @@ def run(cfg: RunConfig) -> RunResult:
     solver_prompt = get_prompt(cfg.prompt.solver)
     sampling = {"solver": resolve_sampling(cfg.solver, cfg.budget.solver, solver_prompt.stop)}
     if verify_on:
-        verdict_token_ids(load_tokenizer(cfg.verifier_model), get_prompt(cfg.prompt.verifier))
-        sampling["verifier"] = resolve_sampling(cfg.verifier_model, cfg.budget.verifier)
+        check_verifier_prompt(load_tokenizer(cfg.verifier_model), get_prompt(cfg.prompt.verifier))
+        if cfg.verification.kind != "prm":  # a PRM does not sample
+            sampling["verifier"] = resolve_sampling(cfg.verifier_model, cfg.budget.verifier)
 
     run_dir = cfg.run_dir
     ensure_dir(run_dir, "run directory")
