@@ -281,35 +281,24 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
     print(f"kills {kills}; final resume generated {final} of the {total} tokens in the tables")
 
 
-def test_replicas_killed_mid_batch_are_restarted_and_the_run_finishes_exactly_once(tiny_model, toy_problems, tmp_path):
-    """A solver and a verifier replica SIGKILL themselves mid-batch (fault hooks inside the actors, once
-    per run); Ray restarts them, Ray Data retries their batches, and the driver commits each unit once.
-    The driver starts its own Ray here so the replicas inherit the fault settings."""
-    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2")
-    env = {"SOLVE_VERIFY_FAULT": "replica_solve:2,replica_verify:3", "SOLVE_VERIFY_FAULT_DIR": str(tmp_path)}
+def test_replicas_killed_or_hung_mid_batch_are_replaced_and_the_run_finishes_exactly_once(tiny_model, toy_problems,
+                                                                                          tmp_path):
+    """In each pool one replica SIGKILLs itself mid-batch and one engine stops making progress (the ``hang``
+    fault before an engine step; each fault fires once per run). The hung replica's watchdog kills it
+    after ``cluster.engine_timeout_s``; Ray restarts dead replicas with fresh engines, Ray Data retries
+    their batches, and the driver commits each unit once, from several replicas per pool. One test for
+    both faults: each costs engine restarts, not a run. The driver starts its own Ray here so the
+    replicas inherit the fault settings."""
+    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2", "cluster.engine_timeout_s=3")
+    points = ["replica_solve:2", "replica_verify:3", "engine_step_solver:40:hang", "engine_step_verifier:40:hang"]
+    env = {"SOLVE_VERIFY_FAULT": ",".join(points), "SOLVE_VERIFY_FAULT_DIR": str(tmp_path)}
     log = tmp_path / "log.txt"
     assert _cli(args, log, env=env) == 0, log.read_text()[-3000:]
-    assert (tmp_path / "replica_solve.fired").exists() and (tmp_path / "replica_verify.fired").exists()
+    for point in points:
+        assert (tmp_path / f"{point.split(':')[0]}.fired").exists(), f"{point} never fired"
     run_dir = tmp_path / "toy-toy-solver-s3-v2"
     _assert_complete(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
     assert len(m["invocations"]) == 1 and m["invocations"][0]["status"] == "finished"
-
-
-def test_hung_engines_are_killed_by_the_watchdog_and_their_batches_retried_on_fresh_replicas(tiny_model, toy_problems,
-                                                                                            tmp_path):
-    """A solver and a verifier engine stop making progress mid-run (the ``hang`` fault before their 40th
-    engine step, once per run); each replica's watchdog kills it after ``cluster.engine_timeout_s``, Ray
-    restarts it with a fresh engine, Ray Data retries the batches it held, and every unit is committed
-    once. Rows come from two replicas per pool: the hung one (batches it finished before) and its
-    replacement."""
-    args = pipeline_overrides(tiny_model, toy_problems, tmp_path, "cluster.batch_size=2", "cluster.engine_timeout_s=3")
-    env = {"SOLVE_VERIFY_FAULT": "engine_step_solver:40:hang,engine_step_verifier:40:hang",
-           "SOLVE_VERIFY_FAULT_DIR": str(tmp_path)}
-    log = tmp_path / "log.txt"
-    assert _cli(args, log, env=env) == 0, log.read_text()[-3000:]
-    assert (tmp_path / "engine_step_solver.fired").exists() and (tmp_path / "engine_step_verifier.fired").exists()
-    run_dir = tmp_path / "toy-toy-solver-s3-v2"
-    _assert_complete(run_dir)
-    assert _table(run_dir, "solutions")["replica_id"].n_unique() == 2
-    assert _table(run_dir, "verifications")["replica_id"].n_unique() == 2
+    assert _table(run_dir, "solutions")["replica_id"].n_unique() >= 2
+    assert _table(run_dir, "verifications")["replica_id"].n_unique() >= 2
