@@ -129,21 +129,14 @@ def _stage(model, requests: int, generations: int, prompt: float, generated: flo
 
 def estimate(cfg: RunConfig) -> Estimate:
     """The cost of running ``cfg`` (module doc); runs a pilot unless ``dry_run.from_run`` is given."""
-    from pipeline.datasets import load_problems, load_subset
-    from pipeline.engine import check_model_path, load_tokenizer
     from pipeline.manifest import Manifest, model_params
-    from pipeline.run import pending_solve_requests, pending_verify_inputs
-    from pipeline.solve import prepare_solve
+    from pipeline.run import check_inputs, pending_solve_requests, pending_verify_inputs
     from pipeline.store import TableStore
 
     verify_on = cfg.budget.verifications > 0
-    check_model_path(cfg.solver, "solver")
-    if verify_on:
-        check_model_path(cfg.verifier_model, cfg.verification.model)
-    problems = load_problems(cfg.dataset)
-    subset = load_subset(cfg.subset, problems)
-    inputs = prepare_solve(cfg, problems, load_tokenizer(cfg.solver))
-    requests, existing = inputs.requests, None
+    checked = check_inputs(cfg)
+    subset = checked.subset
+    requests, existing = checked.solve.requests, None
     if (cfg.run_dir / MANIFEST_FILE).is_file():  # an existing run: cost only what this config adds
         Manifest(cfg.run_dir).revision_for(cfg, subset)
         stores = {t: TableStore(cfg.run_dir, t) for t in ("solutions", "verifications")}

@@ -76,8 +76,9 @@ def _scan(run_dir: Path, table: str) -> pl.LazyFrame | None:
     return pl.scan_parquet(files) if files else None
 
 
-def summarize(run_dir: Path) -> Summary:
-    """Counts and accuracies of the run directory's tables (graded problems only)."""
+def summarize(run_dir: Path, verifier: str | None = None) -> Summary:
+    """Counts and accuracies of the run directory's tables (graded problems only); best-of-N scores by
+    ``verifier``'s verifications (all verifiers' when None; a run extended with a second verifier has both)."""
     problems = _scan(run_dir, "problems")
     sols = _scan(run_dir, "solutions")
     vers = _scan(run_dir, "verifications")
@@ -101,7 +102,8 @@ def summarize(run_dir: Path) -> Summary:
         if vers is not None:
             n_ver, ver_tok = (int(x or 0) for x in
                               vers.select(pl.len(), pl.col("completion_tokens").sum()).collect().row(0))
-            scores = vers.group_by("problem_id", "solution_idx").agg(pl.col("p_yes").mean().alias("score"))
+            scored = vers if verifier is None else vers.filter(pl.col("verifier") == verifier)
+            scores = scored.group_by("problem_id", "solution_idx").agg(pl.col("p_yes").mean().alias("score"))
             best = (graded.join(scores, on=["problem_id", "solution_idx"], how="inner")
                     .sort(["problem_id", "score", "solution_idx"], descending=[False, True, False], nulls_last=True)
                     .group_by("problem_id", maintain_order=True).first()

@@ -186,7 +186,8 @@ def rescore(cfg: RescoreConfig) -> list[dict]:
         records.append(reparse(run_dir, cfg.verifier, cfg.parser_prompt))
     manifest = Manifest(run_dir)
     manifest.data.setdefault("rescores", []).extend(records)
-    manifest.data["summary"] = summarize(run_dir).to_dict()
+    verifier = manifest.data.get("config", {}).get("verification", {}).get("name")
+    manifest.data["summary"] = summarize(run_dir, verifier).to_dict()
     manifest.write()
     return records
 

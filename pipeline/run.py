@@ -42,7 +42,7 @@ from pipeline.placement import replica_scheduling
 from pipeline.progress import Progress, Summary, format_summary, summarize
 from pipeline.prompts import get_prompt
 from pipeline.schema import SOLUTIONS
-from pipeline.solve import GradeStage, SolveStage, prepare_solve, solution_rows
+from pipeline.solve import GradeStage, SolveInputs, SolveStage, prepare_solve, solution_rows
 from pipeline.store import StoreError, TableStore, UnitBuffer, ensure_dir
 from pipeline.steps import split_steps
 from pipeline.verify import PrmStage, VerifyStage, check_verifier_prompt, verification_rows
@@ -271,10 +271,19 @@ def _close_stage(stats: StageStats, t0: float) -> None:
     stats.replica_seconds = stats.wall_s * stats.replicas
 
 
-def run(cfg: RunConfig) -> RunResult:
-    """Run (or continue) the configured run in ``cfg.run_dir``; see the module doc."""
+@dataclass(frozen=True)
+class CheckedInputs:
+    """What ``check_inputs`` read and validated."""
+
+    solve: SolveInputs
+    subset: list[str] | None  # the problem ids ``cfg.subset`` selects; None: all
+    sampling: dict  # role -> SamplingUsed
+
+
+def check_inputs(cfg: RunConfig) -> CheckedInputs:
+    """Everything that can be wrong with the inputs fails here, before any engine starts: model paths,
+    problems, subset, prompts, verdict tokens; returns the tokenised requests and resolved sampling."""
     verify_on = cfg.budget.verifications > 0
-    # --- everything that can be wrong with the inputs fails here, before any engine starts ---
     check_model_path(cfg.solver, "solver")
     if verify_on:
         check_model_path(cfg.verifier_model, cfg.verification.model)
@@ -287,6 +296,14 @@ def run(cfg: RunConfig) -> RunResult:
         check_verifier_prompt(load_tokenizer(cfg.verifier_model), get_prompt(cfg.prompt.verifier))
         if cfg.verification.kind != "prm":  # a PRM does not sample
             sampling["verifier"] = resolve_sampling(cfg.verifier_model, cfg.budget.verifier)
+    return CheckedInputs(inputs, subset, sampling)
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Run (or continue) the configured run in ``cfg.run_dir``; see the module doc."""
+    verify_on = cfg.budget.verifications > 0
+    checked = check_inputs(cfg)
+    inputs, subset, sampling = checked.solve, checked.subset, checked.sampling
 
     run_dir = cfg.run_dir
     ensure_dir(run_dir, "run directory")
@@ -332,7 +349,7 @@ def run(cfg: RunConfig) -> RunResult:
             import ray
 
             ray.shutdown()
-    summary = summarize(run_dir)
+    summary = summarize(run_dir, cfg.verification.name)
     manifest.update(inv, summary=summary.to_dict())
     print(format_summary(summary, inv.stages), flush=True)
     if cfg.wandb.enabled:

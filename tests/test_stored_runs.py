@@ -53,8 +53,8 @@ def stored(ray_local, tiny_model, toy_problems, tmp_path_factory):
     """The base run's directory and a function giving the overrides of a run (or extension) of it."""
     out = tmp_path_factory.mktemp("stored")
 
-    def overrides(*extra: str) -> list[str]:
-        return pipeline_overrides(tiny_model, toy_problems, out, "run_id=ext", f"dataset.limit={PROBLEMS}",
+    def overrides(*extra: str, run_id: str = "ext") -> list[str]:
+        return pipeline_overrides(tiny_model, toy_problems, out, f"run_id={run_id}", f"dataset.limit={PROBLEMS}",
                                   f"budget.solutions={S0}", f"budget.verifications={V0}", *extra)
 
     run(compose(overrides()))
@@ -145,3 +145,88 @@ def test_incompatible_changes_are_refused_with_the_diff(stored):
         run(compose(overrides("budget.verifier.max_tokens=8")))
     assert "verifier 'toy-genrm'" in str(e.value) and "budget.verifier.max_tokens: 24 -> 8" in str(e.value)
     assert _hashes(run_dir) == before
+
+
+def test_regrade_changes_only_grade_columns_and_keeps_the_old_grades(stored, tmp_path):
+    import shutil
+
+    from pipeline.graders import get_grader
+    from pipeline.rescore import GRADE_COLUMNS, RescoreConfig, rescore
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(stored[0], run_dir)
+    before = _table(run_dir, "solutions")
+    verifications = _hashes(run_dir)
+    (record,) = rescore(RescoreConfig(run_dir=str(run_dir), grader="gsm8k"))
+    after = _table(run_dir, "solutions")
+    others = [c for c in before.columns if c not in GRADE_COLUMNS]
+    assert after.select(others).equals(before.select(others))  # row order kept too: parts rewritten in place
+    assert (after["grader_version"] == get_grader("gsm8k").version).all()
+    assert record["rows_changed"] == after.height and record["parts_rewritten"] == len(list(run_dir.glob("solutions/part-*")))
+    for name, digest in verifications.items():
+        if not name.startswith("solutions/"):
+            assert _hashes(run_dir)[name] == digest
+    kept = _table(run_dir, "grades")
+    assert kept.height == before.height and (kept["grader_version"] == get_grader("toy").version).all()
+    assert kept.select("problem_id", "solution_idx", *GRADE_COLUMNS).sort("problem_id", "solution_idx").equals(
+        before.select("problem_id", "solution_idx", *GRADE_COLUMNS).sort("problem_id", "solution_idx"))
+    # again: nothing changes; back to the run's own grader without keeping: the pipeline's grades exactly
+    # (answer classes included, across the rows of both revisions)
+    hashes = _hashes(run_dir)
+    assert rescore(RescoreConfig(run_dir=str(run_dir), grader="gsm8k"))[0]["parts_rewritten"] == 0
+    assert _hashes(run_dir) == hashes
+    rescore(RescoreConfig(run_dir=str(run_dir), grader="toy", replace=True))
+    assert _table(run_dir, "solutions").equals(before) and _table(run_dir, "grades").height == before.height
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert [r["grader"] for r in m["rescores"]] == ["gsm8k", "gsm8k", "toy"]
+    # the re-parse with the run's own parser reproduces the recorded verdicts
+    (parsed,) = rescore(RescoreConfig(run_dir=str(run_dir), verifier="toy-genrm", parser_prompt="toy_genrm_v1"))
+    assert parsed["rows_changed"] == 0
+
+
+def _measured_tokens(run_dir: Path, revision: int) -> float:
+    """Prompt (once per request) + generated + verdict-cue tokens of one revision's rows."""
+    total = 0
+    for name, group in (("solutions", ["problem_id"]), ("verifications", ["problem_id", "solution_idx"])):
+        rows = _table(run_dir, name).filter(pl.col("revision") == revision)
+        total += rows.group_by(group).agg(pl.col("prompt_tokens").first())["prompt_tokens"].sum()
+        total += rows["completion_tokens"].sum()
+    m = json.loads((run_dir / "manifest.json").read_text())
+    return total + sum(inv["stages"].get("verify", {}).get("extra_tokens", 0)
+                       for inv in m["invocations"] if inv["revision"] == revision)
+
+
+def test_dry_run_estimate_is_within_20_percent_of_the_run_it_predicts(stored):
+    """The base run's config, dry-run into a fresh run id (a pilot on 3 problems at S=2, V=1), against
+    the tokens the base run (revision 0) recorded."""
+    from pipeline.estimate import estimate, format_estimate
+
+    run_dir, overrides = stored
+    cfg = compose(overrides("dry_run.enabled=true", "dry_run.pilot_problems=3", run_id="ext-dry"))
+    est = estimate(cfg)
+    print(format_estimate(cfg, est))
+    assert not cfg.run_dir.exists()  # nothing written
+    assert est.problems == PROBLEMS and est.solve.generations == PROBLEMS * S0
+    assert est.verify.generations == PROBLEMS * S0 * V0 and est.solve.flops > 0 and est.verify.gpu_hours > 0
+    measured = _measured_tokens(run_dir, 0)
+    assert abs(est.tokens - measured) <= 0.2 * measured, (est.tokens, measured)
+
+
+def test_dry_run_of_an_extension_costs_only_what_it_adds(stored):
+    from pipeline.estimate import estimate
+
+    run_dir, overrides = stored
+    before = _hashes(run_dir)
+    sols = _table(run_dir, "solutions")
+    cfg = compose(overrides("budget.solutions=4", "dry_run.enabled=true", f"dry_run.from_run={run_dir}"))
+    est = estimate(cfg)
+    missing = sum(4 - n for n in sols.group_by("problem_id").len()["len"].to_list())
+    assert est.solve.generations == missing and est.per_generation.source == str(run_dir)
+    have = _table(run_dir, "verifications").filter(pl.col("verifier") == "toy-genrm").group_by(
+        "problem_id", "solution_idx").len()
+    short = sols.join(have, on=["problem_id", "solution_idx"], how="left").select(
+        (V0 - pl.col("len").cast(pl.Int64).fill_null(0)).clip(0).sum()).item()
+    assert est.verify.generations == missing * V0 + short
+    assert _hashes(run_dir) == before and "2 -> 4" not in (run_dir / "manifest.json").read_text()
+    with pytest.raises(ConfigMismatch):  # refused as the run would refuse it
+        estimate(compose(overrides("budget.seed=3", "dry_run.enabled=true", f"dry_run.from_run={run_dir}")))
