@@ -6,7 +6,7 @@
 # this script keeps up with the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported
+rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported runs/toy-study
 
 make demo
 .venv/bin/python -m pipeline.run dataset.limit=20
@@ -21,4 +21,11 @@ make demo
 .venv/bin/python -m analysis.export runs/demo
 .venv/bin/python -m analysis.training_data runs/demo
 .venv/bin/python -m analysis.adapters lm-eval runs/demo/export/samples_toy.jsonl runs/demo-reimported --grader toy
+.venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study dry_run.enabled=true
+.venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study
+.venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study budget.solutions=8 'subset.problem_ids=[toy/test/L1/0003,toy/test/L1/0007]'
+.venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study verification=self_genrm
+.venv/bin/python -m pipeline.rescore run_dir=runs/toy-study grader=gsm8k
+.venv/bin/python -m pipeline.rescore run_dir=runs/toy-study verifier=toy-genrm parser_prompt=toy_genrm_v1
+.venv/bin/python -m analysis.run run_dir=runs/toy-study
 echo "all README commands ran"
