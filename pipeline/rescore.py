@@ -11,7 +11,7 @@ whose grade columns change (extracted_answer, answer_class, is_correct, grade_st
 every other column keeps its value). Unless ``replace=true``, the grades a part held are first committed to
 the ``grades`` table, labelled by their grader_version, so the earlier grading stays available. Re-parsing
 reads each verification text of ``verifier`` again with the parser of ``parser_prompt`` (its verdict cue
-and yes/no words; a critic's boxed index) and rewrites verdict / predicted_error_step / parse_status;
+and yes/no words; a critic's boxed index, which must name one of the solution's steps) and rewrites verdict / predicted_error_step / parse_status;
 P(Yes) comes from the engine's logprobs and is left as recorded. The analysis then reads the new scores
 (``python -m analysis.run run_dir=...``).
 
@@ -142,23 +142,34 @@ def regrade(run_dir: Path, grader: str, *, replace: bool = False, timeout_s: flo
 def reparse(run_dir: Path, verifier: str, parser_prompt: str) -> dict:
     """Re-parse the verdicts of ``verifier``'s verifications with ``parser_prompt``'s parser (module doc);
     returns the record added to the manifest's ``rescores``."""
-    from pipeline.parse import parse_critic, parse_verdict
+    from pipeline.parse import parse_verdict
     from pipeline.prompts import get_prompt
+    from pipeline.verify import critic_reading
 
     prompt = get_prompt(parser_prompt)
     store = TableStore(run_dir, "verifications")
     store.recover()
+    n_steps: dict[tuple[str, int], int] = {}  # a critic's index must name one of the solution's steps
+
+    def steps_of(key: tuple[str, int]) -> int:
+        if not n_steps:
+            for t in TableStore(run_dir, "solutions").iter_columns(["problem_id", "solution_idx", "steps"]):
+                for p, i, steps in zip(*(t.column(c).to_pylist() for c in ("problem_id", "solution_idx", "steps"))):
+                    n_steps[(p, i)] = len(steps or [])
+        return n_steps.get(key, 0)
+
     rewritten = rows_changed = seen = 0
     for part in store.parts():
         old = pq.read_table(part)
         cols = {c: old.column(c).to_pylist() for c in PARSE_COLUMNS}
-        for r, (name, kind, text) in enumerate(zip(*(old.column(c).to_pylist()
-                                                     for c in ("verifier", "verifier_kind", "text")))):
+        columns = ("verifier", "verifier_kind", "text", "problem_id", "solution_idx")
+        for r, (name, kind, text, p, i) in enumerate(zip(*(old.column(c).to_pylist() for c in columns))):
             if name != verifier or text is None:
                 continue
             seen += 1
             if kind == "critic":
-                cols["predicted_error_step"][r], cols["parse_status"][r] = parse_critic(text)
+                cols["predicted_error_step"][r], cols["verdict"][r], cols["parse_status"][r] = critic_reading(
+                    text, steps_of((p, i)))
             else:
                 cols["verdict"][r], cols["parse_status"][r] = parse_verdict(prompt, text)
         updated = _replace_columns(old, {c: pa.array(v, old.schema.field(c).type) for c, v in cols.items()})

@@ -53,3 +53,23 @@ def test_bad_rescore_requests_name_the_key(run_dir, tmp_path_factory):
         RescoreConfig(run_dir=str(tmp_path_factory.mktemp("empty")), grader="toy")
     with pytest.raises(RescoreError, match="no verification text of verifier 'h'"):
         rescore(RescoreConfig(run_dir=str(run_dir), verifier="h", parser_prompt="toy_genrm_v1"))
+
+
+def test_reparse_of_a_critic_reads_the_index_against_the_solution_steps(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "r", "schema_version": 1}))
+    TableStore(tmp_path, "solutions").commit(pa.table({
+        "run_id": ["r"], "problem_id": ["p"], "solution_idx": pa.array([0], pa.int32()), "text": ["a\nb"],
+        "grade_status": ["correct"], "steps": [["a", "b"]], "prompt_tokens": pa.array([5], pa.int32()),
+        "completion_tokens": pa.array([3], pa.int32()), "model": ["m"]}))
+    texts = ["\\boxed{1}", "\\boxed{-1}", "\\boxed{2}", "no box"]  # 2 is out of range for two steps
+    n = len(texts)
+    TableStore(tmp_path, "verifications").commit(pa.table({
+        "run_id": ["r"] * n, "problem_id": ["p"] * n, "solution_idx": pa.array([0] * n, pa.int32()),
+        "verifier": ["c"] * n, "verification_idx": pa.array(range(n), pa.int32()), "verifier_kind": ["critic"] * n,
+        "text": texts, "parse_status": ["unparsed"] * n, "prompt_tokens": pa.array([5] * n, pa.int32()),
+        "completion_tokens": pa.array([3] * n, pa.int32()), "model": ["m"] * n}))
+    rescore(RescoreConfig(run_dir=str(tmp_path), verifier="c", parser_prompt="toy_critic_v1"))
+    rows = _rows(tmp_path)
+    assert rows["predicted_error_step"].to_list() == [1, -1, None, None]
+    assert rows["verdict"].to_list() == [False, True, None, None]
+    assert rows["parse_status"].to_list() == ["ok", "ok", "unparsed", "unparsed"]
