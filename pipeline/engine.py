@@ -137,6 +137,8 @@ def build_llm(model: ModelConfig, seed: int, pooling: bool = False):
     if model.engine == "standin":
         from pipeline.standin import StandinLLM
 
+        if pooling:
+            raise ValueError(f"model {model.name!r}: the stand-in engine generates text only; it cannot serve a PRM")
         return StandinLLM(load_tokenizer(model))
     if model.single_process:
         # read by vLLM when the engine is built; this runs inside the replica's own actor process
