@@ -127,9 +127,7 @@ def report_from_table(table: pl.DataFrame | pa.Table, prediction: str = "predict
     """``processbench_report`` over columns of a polars DataFrame or Arrow table (null predictions
     count as wrong)."""
     df = _as_polars(table)
-    for col in (prediction, label, subset):
-        if col not in df.columns:
-            raise KeyError(f"column {col!r} not in table columns {df.columns}")
+    _require(df, (prediction, label, subset))
     return processbench_report(df[subset].to_list(), df[label].to_list(), df[prediction].to_list())
 
 
@@ -216,12 +214,25 @@ def evaluate_prm(table: pl.DataFrame | pa.Table, scores: str = "step_scores", tu
     null counts as wrong). Test rows never influence the threshold.
     """
     df = _as_polars(table)
-    for col in ("id", "subset", "label", scores):
-        if col not in df.columns:
-            raise KeyError(f"column {col!r} not in table columns {df.columns}")
+    _require(df, ("id", "subset", "label", scores))
     mask = pl.Series(tuning_mask(df["id"].to_list(), tune_fraction, seed))
-    tune, test = df.filter(mask), df.filter(~mask)
+    return evaluate_prm_split(df.filter(mask), df.filter(~mask), scores, thresholds)
+
+
+def evaluate_prm_split(tune: pl.DataFrame | pa.Table, test: pl.DataFrame | pa.Table, scores: str = "step_scores",
+                       thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> PRMEvaluation:
+    """Pick the PRM threshold on ``tune`` (a separate split, e.g. the toy tune file) and report
+    ProcessBench F1 on ``test`` at that threshold; columns as for :func:`evaluate_prm` (``id`` not needed)."""
+    tune, test = _as_polars(tune), _as_polars(test)
+    for df in (tune, test):
+        _require(df, ("subset", "label", scores))
     sweep = sweep_thresholds(tune["subset"].to_list(), tune["label"].to_list(), tune[scores].to_list(), thresholds)
     preds = [prm_prediction(s, sweep.best_threshold) for s in test[scores].to_list()]
     report = processbench_report(test["subset"].to_list(), test["label"].to_list(), preds)
     return PRMEvaluation(sweep.best_threshold, sweep, report, tune.height, test.height)
+
+
+def _require(df: pl.DataFrame, columns: Sequence[str]) -> None:
+    for col in columns:
+        if col not in df.columns:
+            raise KeyError(f"column {col!r} not in table columns {df.columns}")

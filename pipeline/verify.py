@@ -104,6 +104,12 @@ def check_verifier_prompt(tokenizer, prompt: Prompt) -> None:
         verdict_token_ids(tokenizer, prompt)
 
 
+def prm_step_scores(output, token_ids: list[int], separator: int) -> list[float]:
+    """P(step correct) at each separator token of a PRM input, from a token-classification output."""
+    correct = output.outputs.data[:, PRM_CORRECT_CLASS].tolist()  # (tokens, classes) probabilities
+    return [correct[t] for t, tok in enumerate(token_ids) if tok == separator]
+
+
 def critic_reading(text: str, n_steps: int) -> tuple[int | None, bool | None, str]:
     """A critic's (predicted_error_step, verdict, parse_status): see the module doc."""
     k, status = parse_critic(text)
@@ -231,8 +237,7 @@ class PrmStage(Replica):
             if i not in outs:
                 rows.append({k: [v] for k, v in _TOO_LONG.items()})
                 continue
-            correct = outs[i].outputs.data[:, PRM_CORRECT_CLASS].tolist()  # (tokens, classes) probabilities
-            scores = [correct[t] for t, tok in enumerate(ids) if tok == self.separator]
+            scores = prm_step_scores(outs[i], ids, self.separator)
             rows.append({"v_text": [None], "v_verdict": [None], "v_p_yes": [None], "v_p_yes_source": ["none"],
                          "v_parse_status": [None], "v_predicted_error_step": [None], "v_step_scores": [scores],
                          "v_completion_tokens": [0], "v_finish_reason": ["stop"]})
