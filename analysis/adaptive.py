@@ -222,7 +222,7 @@ def sweep(problems: list[ProblemSamples], max_v: int, n_orders: int, seed: int,
         for agreement in (0.5, 0.75, 1.0):
             pol = VerifyWhenSplit(n, max_v, agreement)
             out[f"verify_when_split(S={n},V={max_v},agree<{agreement})"] = (pol, replay(pol, problems, n_orders, seed))
-    grid = [(s, v) for s in sorted({max(2, n // 8), max(2, n // 4), max(2, n // 2), n}) for v in sorted({0, 1, max_v})]
+    grid = [(s, v) for s in sorted({max(2, n // 8), max(2, n // 4), max(2, n // 2), n}) for v in sorted({0, min(1, max_v), max_v})]
     half = np.random.default_rng(seed).permutation(len(problems)) % 2
     for price in (0.001, 0.01):
         per_problem = np.zeros((len(problems), 3))

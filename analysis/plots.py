@@ -127,3 +127,18 @@ def gain_plot(gain: pl.DataFrame, xlabel: str, out: Path, formats) -> list[Path]
         ax.set_xlabel(xlabel)
         ax.set_ylabel("verification vs self-consistency (%)")
         return _save(fig, out, "gain", formats)
+
+
+def compare_plot(points: pl.DataFrame, xlabel: str, out: Path, formats, name: str) -> list[Path]:
+    """Success vs compute, one line (with CI band) per ``label`` of ``points`` (label, compute, success,
+    ci_lo, ci_hi)."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots()
+        for (label,), line in points.sort("compute").group_by(["label"], maintain_order=True):
+            (drawn,) = ax.plot(line["compute"], line["success"], lw=1.3, marker="o", ms=2.5, label=label)
+            ax.fill_between(line["compute"], line["ci_lo"], line["ci_hi"], color=drawn.get_color(), alpha=0.1)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("success rate")
+        ax.legend(fontsize=7)
+        return _save(fig, out, name, formats)

@@ -19,7 +19,7 @@ import polars as pl
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from analysis import bootstrap, curves, plots, report
+from analysis import bootstrap, curves, plots, report, step_level
 from analysis.compute import AXIS_LABELS, ComputeModel, build_compute
 from analysis.config import AUTO_GRID_MAX_PAIRS, AnalysisConfig
 from analysis.fits import PowerLawFit, fit_power_law
@@ -106,6 +106,10 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
     extra = run_beyond(arrays, points, result.values, counts, budgets, models, list(cfg.slice_by), cfg.ci_level,
                        cfg.bootstrap, cfg.policy_orders, cfg.seed, out, cfg.plots, list(cfg.plot_formats))
 
+    step_files, step_lines = step_level.run_step_level(
+        arrays, points, result.values, curve_table, cfg.bootstrap, cfg.seed, cfg.ci_level, out,
+        AXIS_LABELS[cfg.axis], cfg.plots, list(cfg.plot_formats))
+
     files = write_table(curve_table, out, "curves") + write_table(frontier.table, out, "frontier")
     files += write_table(frontier.per_method, out, "frontier_per_method") + write_table(frontier.gain, out, "gain")
     files += write_table(pl.DataFrame([asdict(f) for f in fits]) if fits else pl.DataFrame({"quantity": []}), out, "fits")
@@ -128,13 +132,14 @@ def run(cfg: AnalysisConfig) -> AnalysisResult:
         run_dir=Path(cfg.run_dir), n_problems=len(arrays.problem_ids), max_solutions=arrays.max_solutions,
         verifiers={n: (v.kind, v.max_verifications) for n, v in arrays.verifiers.items()}, settings=settings,
         compute=models, curves=curve_table, frontier=frontier, fit_label=fit_label, fits=fits, notes=notes,
-        figures=figures + [f for f in extra.files if f.suffix == ".png"], sections=extra.sections))
+        figures=figures + [f for f in extra.files + step_files if f.suffix == ".png"],
+        sections=step_lines + ([""] if step_lines else []) + extra.sections))
     (out / "report.md").write_text(text)
     summary = {"run_dir": str(cfg.run_dir), "n_problems": len(arrays.problem_ids), "settings": settings,
                "lambda": {n or "solve": m.lam for n, m in models.items()}, "crossover": frontier.crossover,
                "fit_label": fit_label, "fits": [asdict(f) for f in fits], "notes": notes}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    files += figures + extra.files + [out / "report.md", out / "summary.json"]
+    files += figures + extra.files + step_files + [out / "report.md", out / "summary.json"]
     return AnalysisResult(out, curve_table, frontier, fit_label, fits, files)
 
 
