@@ -9,10 +9,14 @@ Compute is in solution-equivalents, the seeds' unit: a solution costs 1 and a ve
 budget. Votes are over ``answer_class`` (the grader's equivalence); ties between top classes count the
 fraction of tied classes that are correct (the "expected" rule); a solution without an answer never wins.
 
-Policies (each a small frozen dataclass with ``run(samples, order, rng) -> Outcome``):
+Policies (each a small frozen dataclass with ``run(samples, order, rng) -> Outcome``). The two that a
+pipeline run can apply online (``pipeline.adaptive``) decide through one method used in both places:
+``StopWhenAgree.walk`` (the rounds and the next draw, from the answers seen) and ``VerifyWhenSplit.verifies``.
 - ``Fixed(S, V)``: the fixed-budget baseline (majority vote if V == 0, else best-of-N by mean P(Yes)).
-- ``StopWhenAgree(k, s_max)``: draw until some answer has k votes, at most s_max solutions; majority vote.
-  With k > s_max it never stops early and equals ``Fixed(s_max, 0)``.
+- ``StopWhenAgree(k, s_max, step)``: draw until some answer has k votes, at most s_max solutions; majority
+  vote. Draws come in rounds (the first k, then ``step`` at a time), so ``step`` > 1 replays what a
+  pipeline run drawing in bigger rounds does. With k > s_max it never stops early and equals
+  ``Fixed(s_max, 0)``.
 - ``VerifyWhenSplit(S, V, agreement)``: draw S; if the top answer's share is ≥ ``agreement`` take the vote,
   otherwise verify every solution V times and take best-of-N. ``agreement > 1`` always verifies.
 - ``ByDifficulty(probe, table)``: draw ``probe`` solutions, bin the problem by the top answer's share among
@@ -86,22 +90,57 @@ class Fixed:
         return Outcome(_verify(samples, idx, self.V, rng), idx.size, idx.size * self.V)
 
 
+def top_votes(classes: np.ndarray) -> int:
+    """Votes of the most frequent answer (samples without an answer, class -1, do not vote)."""
+    answered = classes[classes >= 0]
+    return int(np.bincount(answered).max()) if answered.size else 0
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of a stopping policy: the solutions seen after it, and what the policy decided then."""
+
+    solutions: int
+    more: int  # solutions to draw next; 0 = stop
+    reason: str  # "agree" (some answer has k votes), "cap" (s_max reached) or "split" (continue)
+
+
 @dataclass(frozen=True)
 class StopWhenAgree:
     k: int
     s_max: int
+    step: int = 1  # solutions per round after the first k (1: decide after every sample)
+
+    def decide(self, classes: np.ndarray) -> Round:
+        """The decision after seeing ``classes`` (in draw order)."""
+        n = classes.size
+        if n and top_votes(classes) >= self.k:
+            return Round(n, 0, "agree")
+        if n >= self.s_max:
+            return Round(n, 0, "cap")
+        # No answer can have k votes before k samples, so the first round draws k at once.
+        return Round(n, min(max(self.k - n, self.step), self.s_max - n), "split")
+
+    def walk(self, classes: np.ndarray) -> tuple[list[Round], int]:
+        """The rounds completed within ``classes`` (each with its decision) and how many solutions to draw
+        next (0: stop). A stored count off the round schedule (a run extended from a fixed budget) draws
+        the rest of its round."""
+        rounds, seen = [], 0
+        while True:
+            r = self.decide(classes[:seen])
+            if seen:
+                rounds.append(r)
+            if r.more == 0:
+                return rounds, 0
+            if seen + r.more > classes.size:
+                return rounds, seen + r.more - classes.size
+            seen += r.more
 
     def run(self, samples: ProblemSamples, order: np.ndarray, rng: np.random.Generator) -> Outcome:
         idx = order[: self.s_max]
-        cls = samples.classes[idx]
-        # Votes of each sample's class among the samples drawn up to and including it.
-        seen = np.zeros(idx.size, int)
-        for c in np.unique(cls[cls >= 0]):
-            hit = cls == c
-            seen[hit] = np.cumsum(hit)[hit]
-        reached = np.flatnonzero(seen >= self.k)
-        n = int(reached[0]) + 1 if reached.size else idx.size
-        return Outcome(vote(cls[:n], samples.correct[idx[:n]]), n, 0)
+        rounds, _ = self.walk(samples.classes[idx])
+        n = rounds[-1].solutions if rounds else idx.size  # fewer recorded samples than the first round
+        return Outcome(vote(samples.classes[idx[:n]], samples.correct[idx[:n]]), n, 0)
 
 
 @dataclass(frozen=True)
@@ -110,16 +149,20 @@ class VerifyWhenSplit:
     V: int
     agreement: float
 
+    def verifies(self, classes: np.ndarray) -> bool:
+        """Whether a problem whose solutions have ``classes`` is verified: its vote is split (the top answer's
+        share is below ``agreement``)."""
+        return _top_share(classes) < self.agreement
+
     def run(self, samples: ProblemSamples, order: np.ndarray, rng: np.random.Generator) -> Outcome:
         idx = order[: self.S]
-        if _top_share(samples.classes[idx]) >= self.agreement:
+        if not self.verifies(samples.classes[idx]):
             return Outcome(vote(samples.classes[idx], samples.correct[idx]), idx.size, 0)
         return Outcome(_verify(samples, idx, self.V, rng), idx.size, idx.size * self.V)
 
 
 def _top_share(classes: np.ndarray) -> float:
-    answered = classes[classes >= 0]
-    return float(np.bincount(answered).max() / classes.size) if answered.size else 0.0
+    return top_votes(classes) / classes.size if classes.size else 0.0
 
 
 def difficulty_bin(classes: np.ndarray, edges: tuple[float, ...]) -> int:

@@ -158,6 +158,33 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class AdaptiveConfig:
+    """Per-problem adaptive compute (``pipeline.adaptive``; the policies of ``analysis.adaptive``).
+
+    ``stop_when_agree``: sample each problem in rounds (the first ``k`` solutions, then ``round_size`` more
+    at a time) and stop once some answer has ``k`` votes, at most ``budget.solutions``; k above S never
+    stops early. ``verify_when_split``: verify only the problems whose top answer's share of their
+    solutions is below ``agreement`` (1.0: all but the unanimous ones; above 1: every problem).
+    Decisions go to the ``decisions`` table.
+    """
+
+    stop_when_agree: bool = False
+    k: int = 3
+    round_size: int = 1
+    verify_when_split: bool = False
+    agreement: float = 1.0
+
+    def validate(self) -> None:
+        _check(self.k >= 1, "adaptive.k", "must be >= 1")
+        _check(self.round_size >= 1, "adaptive.round_size", "must be >= 1")
+        _check(self.agreement > 0, "adaptive.agreement", "must be > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.stop_when_agree or self.verify_when_split
+
+
+@dataclass(frozen=True)
 class VerificationConfig:
     """Which verifier runs: its kind, label, and whether it uses the verifier or the solver engine.
 
@@ -279,6 +306,7 @@ class RunConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     subset: SubsetConfig = field(default_factory=SubsetConfig)
     dry_run: DryRunConfig = field(default_factory=DryRunConfig)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
     output_dir: str = "runs"
     run_id: str = MISSING
 
@@ -293,6 +321,9 @@ class RunConfig:
         self.wandb.validate()
         self.subset.validate()
         self.dry_run.validate()
+        self.adaptive.validate()
+        _check(not self.adaptive.enabled or self.cluster.mode == "phased", "cluster.mode",
+               "adaptive policies decide between sampling rounds and before verification: they need phased")
         _check(bool(self.run_id) and "/" not in self.run_id and self.run_id not in (".", ".."),
                "run_id", f"{self.run_id!r} must be a non-empty name without '/'")
         from pipeline.prompts import get_prompt
@@ -341,6 +372,8 @@ class RunConfig:
                     d[role].pop(key)
         for k in ("cluster", "wandb", "output_dir", "dry_run"):
             d.pop(k)
+        if not self.adaptive.enabled:  # off: run directories from before the key still resume
+            d.pop("adaptive")
         d["grading"].pop("processes")
         return d
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import faults
+from pipeline import adaptive, faults
 from pipeline.config import ConfigError, ModelConfig, RunConfig, to_run_config
 from pipeline.datasets import DatasetError, load_problems, load_subset
 from pipeline.engine import ModelPathError, check_model_path, load_tokenizer, resolve_sampling
@@ -109,14 +109,15 @@ def _pool_args(cfg: RunConfig, model: ModelConfig) -> dict:
 
 def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict, seed: int):
     ds = _dataset(requests, cfg.cluster.batch_size)
-    ds = ds.map_batches(SolveStage, fn_constructor_kwargs=dict(
-        model=cfg.solver, seed=seed, sampling=sampling["solver"],
-        engine_timeout_s=cfg.cluster.engine_timeout_s),
-        **_pool_args(cfg, cfg.solver))
-    return ds.map_batches(GradeStage, fn_constructor_kwargs=dict(
-        grader=cfg.dataset.grader, timeout_s=cfg.grading.timeout_s, processes=cfg.grading.processes,
-        step_rule=cfg.verification.step_rule), concurrency=(1, 1), num_cpus=1, batch_size=None,
-        batch_format="pyarrow")
+    solve = dict(model=cfg.solver, seed=seed, sampling=sampling["solver"], engine_timeout_s=cfg.cluster.engine_timeout_s)
+    grading = dict(grader=cfg.dataset.grader, timeout_s=cfg.grading.timeout_s, processes=cfg.grading.processes,
+                   step_rule=cfg.verification.step_rule)
+    if cfg.adaptive.stop_when_agree:  # the replica grades each round itself to decide the next
+        return ds.map_batches(adaptive.AdaptiveSolveStage, fn_constructor_kwargs=dict(
+            solve, policy=adaptive.stop_policy(cfg), grading=grading), **_pool_args(cfg, cfg.solver))
+    ds = ds.map_batches(SolveStage, fn_constructor_kwargs=solve, **_pool_args(cfg, cfg.solver))
+    return ds.map_batches(GradeStage, fn_constructor_kwargs=grading, concurrency=(1, 1), num_cpus=1, batch_size=None,
+                          batch_format="pyarrow")
 
 
 def _verify(cfg: RunConfig, ds, sampling: dict, seed: int):
@@ -321,6 +322,8 @@ def run(cfg: RunConfig) -> RunResult:
         stores["problems"].commit(new.slice(i, cfg.cluster.max_rows_per_part))
 
     requests = pending_solve_requests(cfg, stores, inputs.requests, subset)
+    if cfg.adaptive.stop_when_agree:
+        requests = adaptive.next_rounds(cfg, stores, requests)
     problem_text = dict(zip(inputs.requests.column("problem_id").to_pylist(),
                             inputs.requests.column("problem").to_pylist()))
     committer = _Committer(cfg, stores, inv, manifest)
@@ -333,8 +336,14 @@ def run(cfg: RunConfig) -> RunResult:
             else:
                 _run_solve(cfg, requests, sampling, committer, inv)
             manifest.update(inv)
+        verify_subset = subset
+        if cfg.adaptive.enabled:
+            chosen = set(subset or problem_text)
+            verify_subset, decided = adaptive.record_decisions(cfg, stores, inv.revision,
+                                                               [p for p in problem_text if p in chosen])
+            manifest.update(inv, adaptive=decided)
         if verify_on:
-            pending = pending_verify_inputs(cfg, stores, problem_text, subset)
+            pending = pending_verify_inputs(cfg, stores, problem_text, verify_subset)
             if pending.num_rows:
                 started_ray = _ensure_ray(cfg) or started_ray
                 _run_verify(cfg, pending, sampling, committer, inv)

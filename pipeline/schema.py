@@ -11,7 +11,8 @@ Conventions
 - Keys: ``problems`` (run_id, problem_id); ``solutions`` (run_id, problem_id, solution_idx);
   ``verifications`` (run_id, problem_id, solution_idx, verifier, verification_idx); ``grades``
   (run_id, problem_id, solution_idx, grader_version): earlier grades that a re-grade replaced in
-  ``solutions`` (which always holds the current ones), kept for comparison.
+  ``solutions`` (which always holds the current ones), kept for comparison; ``decisions`` (run_id,
+  problem_id, stage, solutions_so_far): what an adaptive run (``adaptive`` config) decided per problem.
 - Token counts are per generation as reported by the engine. ``prompt_tokens`` of a solution is the
   prompt length of its request: the n=S samples of one request share one prompt, so compute
   accounting counts it once per (problem) and ``cached_prompt_tokens`` is what the engine's prefix
@@ -127,11 +128,31 @@ GRADES = pa.schema(
     ]
 )
 
+# decisions.decision values: solve rounds "continue" / "stop"; verification "verify" / "skip".
+DECISIONS = ("continue", "stop", "verify", "skip")
+
+DECISIONS_TABLE = pa.schema(
+    [
+        _f("run_id", pa.string(), False),
+        _f("problem_id", pa.string(), False),
+        _f("stage", pa.string(), False, "solve (after a sampling round) or verify (before verification)"),
+        _f("solutions_so_far", pa.int32(), False, "solutions of the problem the decision saw"),
+        _f("round", pa.int32(), False, "solve: 0-based sampling round; verify: the number of solve rounds"),
+        _f("decision", pa.string(), False, "one of DECISIONS"),
+        _f("reason", pa.string(), False,
+           "agree (an answer has k votes / the top share reached the agreement), cap (S reached), split"),
+        _f("top_votes", pa.int32(), False, "votes of the most frequent answer among them"),
+        _f("policy", pa.string(), False, "the policy and its parameters, e.g. stop_when_agree(k=3,step=1)"),
+        _f("revision", pa.int32(), True, "config revision that produced the row"),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "solutions": SOLUTIONS,
     "verifications": VERIFICATIONS,
     "grades": GRADES,
+    "decisions": DECISIONS_TABLE,
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -139,6 +160,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "solutions": ("run_id", "problem_id", "solution_idx"),
     "verifications": ("run_id", "problem_id", "solution_idx", "verifier", "verification_idx"),
     "grades": ("run_id", "problem_id", "solution_idx", "grader_version"),
+    "decisions": ("run_id", "problem_id", "stage", "solutions_so_far"),
 }
 
 MANIFEST_FILE = "manifest.json"
