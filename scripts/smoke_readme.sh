@@ -6,7 +6,7 @@
 # this script keeps up with the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported runs/toy-study
+rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported runs/toy-study runs/toy-steps runs/processbench
 
 make demo
 .venv/bin/python -m pipeline.run dataset.limit=20
@@ -28,4 +28,10 @@ make demo
 .venv/bin/python -m pipeline.rescore run_dir=runs/toy-study grader=gsm8k
 .venv/bin/python -m pipeline.rescore run_dir=runs/toy-study verifier=toy-genrm parser_prompt=toy_genrm_v1
 .venv/bin/python -m analysis.run run_dir=runs/toy-study
+.venv/bin/python -m pipeline.run dataset.file=data/toy/toy_demo.jsonl budget.solutions=16 run_id=toy-steps verification=toy_self_prm
+.venv/bin/python -m pipeline.run dataset.file=data/toy/toy_demo.jsonl budget.solutions=16 run_id=toy-steps verification=toy_prm
+.venv/bin/python -m analysis.run run_dir=runs/toy-steps
+.venv/bin/python -m analysis.processbench_run --data data/toy/toy_processbench_test.jsonl --out runs/processbench/toy-critic verification=toy_critic budget.verifications=1 budget.verifier.temperature=0
+.venv/bin/python -m analysis.processbench_run --data data/toy/toy_processbench_test.jsonl --tune data/toy/toy_processbench_tune.jsonl --out runs/processbench/toy-prm verification=toy_prm
+.venv/bin/python -m pipeline.run dataset=aime24 model@solver=qwq_32b prompt=math_genrm_base verification=self_prm budget=paper cluster=ray_cluster --cfg job > /dev/null
 echo "all README commands ran"
