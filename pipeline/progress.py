@@ -65,7 +65,9 @@ class Summary:
     verification_tokens: int
     first_sample_accuracy: float | None
     majority_vote_accuracy: float | None
-    best_of_n_accuracy: float | None  # the solution with the highest mean p_yes, per problem
+    # the solution with the highest mean verifier score per problem: p_yes, else the verdict (a critic's
+    # "no wrong step"), else a PRM's lowest step score
+    best_of_n_accuracy: float | None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +105,8 @@ def summarize(run_dir: Path, verifier: str | None = None) -> Summary:
             n_ver, ver_tok = (int(x or 0) for x in
                               vers.select(pl.len(), pl.col("completion_tokens").sum()).collect().row(0))
             scored = vers if verifier is None else vers.filter(pl.col("verifier") == verifier)
-            scores = scored.group_by("problem_id", "solution_idx").agg(pl.col("p_yes").mean().alias("score"))
+            score = pl.coalesce("p_yes", pl.col("verdict").cast(pl.Float64), pl.col("step_scores").list.min())
+            scores = scored.group_by("problem_id", "solution_idx").agg(score.mean().alias("score"))
             best = (graded.join(scores, on=["problem_id", "solution_idx"], how="inner")
                     .sort(["problem_id", "score", "solution_idx"], descending=[False, True, False], nulls_last=True)
                     .group_by("problem_id", maintain_order=True).first()
@@ -127,5 +130,5 @@ def format_summary(summary: Summary, stages: dict) -> str:
                      f"{after_start:.0f} tok/s after engine start ({s.engine_start_s:.0f}s) | {s.units} units "
                      f"this invocation, {s.replica_seconds:.0f} replica-s")
     lines.append(f"accuracy: first sample {pct(summary.first_sample_accuracy)} | majority vote "
-                 f"{pct(summary.majority_vote_accuracy)} | best-of-N by mean p_yes {pct(summary.best_of_n_accuracy)}")
+                 f"{pct(summary.majority_vote_accuracy)} | best-of-N by verifier score {pct(summary.best_of_n_accuracy)}")
     return "\n".join(lines)
