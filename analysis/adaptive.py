@@ -119,7 +119,7 @@ class StopWhenAgree:
         if n >= self.s_max:
             return Round(n, 0, "cap")
         # No answer can have k votes before k samples, so the first round draws k at once.
-        return Round(n, min(max(self.k - n, self.step), self.s_max - n), "split")
+        return Round(n, min(self.k - n if n < self.k else self.step, self.s_max - n), "split")
 
     def walk(self, classes: np.ndarray) -> tuple[list[Round], int]:
         """The rounds completed within ``classes`` (each with its decision) and how many solutions to draw

@@ -69,3 +69,22 @@ def test_by_difficulty_fit_and_replay_are_seeded():
     # A huge price makes every bin choose the cheapest option.
     cheap = ad.fit_by_difficulty(problems[:20], probe=2, edges=(0.75,), grid=grid, lam=1.0, price=100.0)
     assert set(cheap.choices) == {(2, 0)}
+
+
+def test_stop_when_agree_rounds_hand_worked():
+    classes = np.array([3, 1, 3, 1, 1, 2, 2, 2])
+    rounds, more = ad.StopWhenAgree(k=3, s_max=8).walk(classes)
+    # first round draws k=3 at once, then one at a time until class 1 has 3 votes at the fifth sample
+    assert [(r.solutions, r.more, r.reason) for r in rounds] == [(3, 1, "split"), (4, 1, "split"), (5, 0, "agree")]
+    assert more == 0
+    # rounds of 2 after the first k stop at 5 too; rounds of 4 overshoot to 7 (the decision after 3 is split)
+    assert [r.solutions for r in ad.StopWhenAgree(3, 8, step=2).walk(classes)[0]] == [3, 5]
+    assert [r.solutions for r in ad.StopWhenAgree(3, 8, step=4).walk(classes)[0]] == [3, 7]
+    # fewer samples seen than the round needs: what to draw next; a count off the schedule completes its round
+    assert ad.StopWhenAgree(3, 8).walk(classes[:0]) == ([], 3)
+    assert ad.StopWhenAgree(3, 8, step=4).walk(classes[:5])[1] == 2  # 3 + 4 = 7: two more
+    # k above s_max: one round of s_max, stopped by the cap
+    assert [(r.solutions, r.reason) for r in ad.StopWhenAgree(9, 8).walk(classes)[0]] == [(8, "cap")]
+    out = ad.StopWhenAgree(3, 8, step=4).run(ad.ProblemSamples(classes, classes == 1), np.arange(8),
+                                             np.random.default_rng(0))
+    assert (out.solutions, out.success) == (7, 1.0)  # among 7: class 1 has 3 votes, class 2 two
