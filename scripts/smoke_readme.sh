@@ -6,7 +6,7 @@
 # this script keeps up with the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported runs/toy-study runs/toy-steps runs/processbench
+rm -rf runs/demo/analysis-flops runs/demo/analysis-seeds runs/toy-toy-solver-s4-v2 runs/toy-toy-solver-s16-v4 runs/toy-toy-solver-s2-v0 runs/toy-toy-solver-s4-v0 runs/demo-reimported runs/toy-study runs/toy-steps runs/processbench runs/demo-adaptive runs/bench/adaptive_saving
 
 make demo
 .venv/bin/python -m pipeline.run dataset.limit=20
@@ -21,6 +21,8 @@ make demo
 .venv/bin/python -m analysis.export runs/demo
 .venv/bin/python -m analysis.training_data runs/demo
 .venv/bin/python -m analysis.adapters lm-eval runs/demo/export/samples_toy.jsonl runs/demo-reimported --grader toy
+.venv/bin/python -m pipeline.run +experiment=demo run_id=demo-adaptive budget.verifications=0 adaptive=stop_when_agree
+.venv/bin/python -m bench.adaptive_saving
 .venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study dry_run.enabled=true
 .venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study
 .venv/bin/python -m pipeline.run dataset.limit=20 run_id=toy-study budget.solutions=8 'subset.problem_ids=[toy/test/L1/0003,toy/test/L1/0007]'
