@@ -10,7 +10,10 @@ round, grades it (answer classes continue the problem's earlier ones), asks the 
 next round of the problems that go on, so the engine stays up for all rounds and other problems'
 requests fill it meanwhile. A problem comes back to the driver once the policy stops it, and its new
 solutions are committed as one unit, like a fixed-budget problem: a kill loses only problems in flight,
-and the rerun asks the policy again from the committed solutions (:func:`next_rounds`).
+and the rerun asks the policy again from the committed solutions (:func:`next_rounds`). Every round
+sends the problem's prompt again (the prefix cache serves most of it): its solutions' ``prompt_tokens`` and
+``cached_prompt_tokens`` are the sums over the rounds of this invocation, so prompt − cached is what the
+engine computed.
 
 Decisions are not sent back from the replicas: :func:`record_decisions` replays the same policy over the
 committed answer classes (in solution_idx order) and writes the ``decisions`` rows not yet present, so
@@ -24,7 +27,6 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from analysis.adaptive import StopWhenAgree, VerifyWhenSplit, top_votes
 from pipeline.config import RunConfig
@@ -85,7 +87,7 @@ class AdaptiveSolveStage(SolveStage):
         prior = [list(t or []) for t in batch.column("prior_text").to_pylist()]
         more = batch.column("n").to_pylist()
         new = [{c: [] for c in SAMPLE_COLUMNS + GRADE_COLUMNS} for _ in range(rows)]
-        cached = [0] * rows
+        sent, cached = [0] * rows, [0] * rows  # prompt tokens over the problem's rounds (see the module doc)
         while todo := [i for i in range(rows) if more[i] > 0]:
             sub = batch.take(todo)
             sub = (sub.set_column(sub.column_names.index("n"), "n", pa.array([more[i] for i in todo], pa.int32()))
@@ -97,13 +99,14 @@ class AdaptiveSolveStage(SolveStage):
             for j, i in enumerate(todo):
                 for c in new[i]:
                     new[i][c] += out.column(c)[j].as_py()
+                sent[i] += out.column("prompt_tokens")[j].as_py()
                 cached[i] += out.column("cached_prompt_tokens")[j].as_py()
                 classes[i] += [-1 if c is None else c for c in out.column("answer_class")[j].as_py()]
                 more[i] = self.policy.walk(np.array(classes[i], int))[1]
         types = {c: out.schema.field(c).type for c in new[0]}
         result = batch.drop_columns(["prompt_token_ids"])
         cols = {
-            "prompt_tokens": pc.list_value_length(batch.column("prompt_token_ids")).cast(pa.int32()),
+            "prompt_tokens": pa.array(sent, pa.int32()),
             "cached_prompt_tokens": pa.array(cached, pa.int32()),
             **{c: pa.array([r[c] for r in new], types[c]) for c in SAMPLE_COLUMNS},
             "replica_id": pa.array([self.replica_id] * rows, pa.string()),
