@@ -24,6 +24,8 @@ BENCHES = {
                                                                   ["--rows", "1000", "10000"]),
     "solve throughput 2 vs 1 solver replicas": (["bench.replica_scaling"], ["--problems", "128", "--max-tokens", "16",
                                                                                 "--batch-size", "8"]),
+    "adaptive early stopping vs fixed S (tokens, replica-s)": (["bench.adaptive_saving"],
+                                                               ["--limit", "16", "--solutions", "8"]),
 }
 
 
