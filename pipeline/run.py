@@ -44,7 +44,7 @@ from pipeline.prompts import get_prompt
 from pipeline.schema import SOLUTIONS
 from pipeline.solve import GradeStage, SolveInputs, SolveStage, prepare_solve, solution_rows
 from pipeline.store import StoreError, TableStore, UnitBuffer, ensure_dir
-from pipeline.steps import split_steps
+from pipeline.steps import solution_steps
 from pipeline.verify import PrmStage, VerifyStage, check_verifier_prompt, verification_rows
 
 
@@ -250,7 +250,7 @@ def pending_verify_inputs(cfg: RunConfig, stores: dict[str, TableStore], problem
         keep = [(chosen is None or p in chosen) and i < cfg.budget.solutions and have[(p, i)] < v for p, i in keys]
         t = t.filter(pa.array(keep, pa.bool_()))
         keys = [k for k, ok in zip(keys, keep) if ok]
-        steps = [st if st is not None else split_steps(text, rule)
+        steps = [st if st is not None else solution_steps(text, rule)
                  for st, text in zip(t.column("steps").to_pylist(), t.column("text").to_pylist())]
         t = t.set_column(t.column_names.index("steps"), "steps", pa.array(steps, pa.list_(pa.string())))
         parts.append(t.append_column("problem", pa.array([problem_text[p] for p, _ in keys], pa.string()))

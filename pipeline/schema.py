@@ -74,7 +74,7 @@ SOLUTIONS = pa.schema(
         _f("is_correct", pa.bool_(), True, "graded against the reference; null when not graded"),
         _f("grade_status", pa.string(), False, "one of GRADE_STATUSES"),
         _f("grader_version", pa.string(), True, "grader name and version, e.g. math-verify==0.9.0"),
-        _f("steps", pa.list_(pa.string()), True, "the solution split into steps by the configured rule"),
+        _f("steps", pa.list_(pa.string()), True, "the solution (after any thinking block) split into steps by the configured rule"),
         _f("prompt_tokens", pa.int32(), False,
            "prompt length of the request (shared by its n samples); summed over an adaptive run's rounds"),
         _f("cached_prompt_tokens", pa.int32(), True, "prompt tokens served by the prefix cache"),

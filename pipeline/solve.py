@@ -122,7 +122,7 @@ class GradeStage:
         self.step_rule = step_rule
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from pipeline.steps import split_steps
+        from pipeline.steps import solution_steps
 
         texts = batch.column("text").to_pylist()
         prior = [p or [] for p in batch.column("prior_text").to_pylist()]
@@ -134,7 +134,7 @@ class GradeStage:
             "is_correct": (pa.bool_(), [[g.is_correct for g in gs] for gs in grades]),
             "grade_status": (pa.string(), [[g.grade_status for g in gs] for gs in grades]),
             "grader_version": (pa.string(), [[g.grader_version for g in gs] for gs in grades]),
-            "steps": (pa.list_(pa.string()), [[split_steps(t, self.step_rule) for t in ts] for ts in texts]),
+            "steps": (pa.list_(pa.string()), [[solution_steps(t, self.step_rule) for t in ts] for ts in texts]),
         }
         for name, (type_, values) in cols.items():
             batch = batch.append_column(name, pa.array(values, pa.list_(type_)))

@@ -9,11 +9,17 @@ Rules (the ``rule`` argument of ``split_steps``):
 
 Every rule strips whitespace around each step and drops empty steps, so the result never holds
 "" and joining/splitting is stable. Text with no content gives ``[]``.
+
+A solution's recorded steps (:func:`solution_steps`) are those of the text a verifier reviews: a
+reasoning model's thinking block is dropped first, as the critique prompt drops it, so step k of the
+table is step k of the critique (and a QwQ / R1 solution gives its answer's few paragraphs, not thousands).
 """
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+
+from pipeline.prompts import strip_thinking
 
 RULES = ("lines", "paragraphs", "regex:<pattern>")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
@@ -40,3 +46,8 @@ def split_steps(text: str, rule: str = "lines") -> list[str]:
     else:
         raise ValueError(f"unknown step rule {rule!r}; known: {', '.join(RULES)}")
     return [s for p in parts if p and (s := p.strip())]
+
+
+def solution_steps(text: str, rule: str = "lines") -> list[str]:
+    """The steps of a solution as verifiers see it: the text after any thinking block, split by ``rule``."""
+    return split_steps(strip_thinking(text), rule)

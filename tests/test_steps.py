@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.steps import split_steps
+from pipeline.steps import solution_steps, split_steps
 from toyworld import formats
 
 
@@ -24,6 +24,13 @@ def test_regex_rule_drops_the_separator_and_capture_groups():
     text = "Step 1: a\nStep 2: b\nStep 3: c"
     assert split_steps(text, r"regex:\n(?=Step \d+:)") == ["Step 1: a", "Step 2: b", "Step 3: c"]
     assert split_steps("a <s> b <s> <s> c", "regex:(<s>)") == ["a", "b", "c"]
+
+
+def test_solution_steps_are_those_after_the_thinking_block():
+    text = "<think>\nWait.\n\nLet me check.\n</think>\nFirst step.\n\nSo \\boxed{2}."
+    assert solution_steps(text, "paragraphs") == ["First step.", "So \\boxed{2}."]
+    assert solution_steps("<think>\ncut off inside the reasoning", "lines") == []
+    assert solution_steps("1+1=2\nAnswer: 2", "lines") == ["1+1=2", "Answer: 2"]
 
 
 def test_empty_and_bad_rules():
