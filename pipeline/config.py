@@ -231,6 +231,9 @@ class ClusterConfig:
     # A replica whose engine finishes no step for this long while it has requests is killed; Ray restarts
     # it and Ray Data retries its batches (pipeline.engine.EngineLoop). Well above the slowest step; null: off.
     engine_timeout_s: Optional[float] = 600.0
+    # How often a batch is retried after the replica running it died (killed, OOM, hang watchdog); one
+    # that kills every replica it meets then fails the run, keeping what was committed, instead of looping.
+    batch_retries: int = 3
 
     def validate(self) -> None:
         _check(self.mode in CLUSTER_MODES, "cluster.mode", f"{self.mode!r} is not one of {CLUSTER_MODES}")
@@ -241,6 +244,7 @@ class ClusterConfig:
         _check(self.max_rows_per_part >= 1, "cluster.max_rows_per_part", "must be >= 1")
         _check(self.engine_timeout_s is None or self.engine_timeout_s > 0, "cluster.engine_timeout_s",
                "must be > 0 or null")
+        _check(self.batch_retries >= 0, "cluster.batch_retries", "must be >= 0")
 
 
 @dataclass(frozen=True)

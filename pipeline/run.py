@@ -103,8 +103,9 @@ def _pool_args(cfg: RunConfig, model: ModelConfig) -> dict:
     # next batch's requests join the engine's queue while the current ones finish (engine.EngineLoop).
     pool = ActorPoolStrategy(size=model.replicas, max_concurrent_calls_per_actor=CALLS_PER_REPLICA,
                              enable_true_multi_threading=True)
+    # max_task_retries bounds Ray Data's default of retrying a dead replica's batch forever
     return dict(compute=pool, batch_format="pyarrow", batch_size=cfg.cluster.batch_size,
-                **replica_scheduling(cfg.cluster, model))
+                max_task_retries=cfg.cluster.batch_retries, **replica_scheduling(cfg.cluster, model))
 
 
 def _solve_and_grade(cfg: RunConfig, requests: pa.Table, sampling: dict, seed: int):
@@ -300,6 +301,10 @@ def check_inputs(cfg: RunConfig) -> CheckedInputs:
     return CheckedInputs(inputs, subset, sampling)
 
 
+class ReplicaFailure(RuntimeError):
+    """Replicas died on one batch more often than ``cluster.batch_retries`` allows."""
+
+
 def run(cfg: RunConfig) -> RunResult:
     """Run (or continue) the configured run in ``cfg.run_dir``; see the module doc."""
     verify_on = cfg.budget.verifications > 0
@@ -348,8 +353,16 @@ def run(cfg: RunConfig) -> RunResult:
                 started_ray = _ensure_ray(cfg) or started_ray
                 _run_verify(cfg, pending, sampling, committer, inv)
         inv.status = "finished"
-    except BaseException:
+    except BaseException as e:
         inv.status = "failed"
+        from ray.exceptions import RayActorError
+
+        if isinstance(e, RayActorError):
+            raise ReplicaFailure(
+                f"a batch was retried cluster.batch_retries={cfg.cluster.batch_retries} times and every replica that "
+                f"ran it died ({type(e).__name__}); the run stops. Rows committed so far are kept and a rerun resumes "
+                "from them. The replicas' logs (Ray dashboard, or /tmp/ray/session_latest/logs) say why they died; "
+                "raise cluster.batch_retries if the deaths were unrelated to the batch.") from e
         raise
     finally:
         inv.finished = time.time()

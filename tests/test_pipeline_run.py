@@ -281,6 +281,20 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
     print(f"kills {kills}; final resume generated {final} of the {total} tokens in the tables")
 
 
+def test_a_batch_that_kills_every_replica_fails_the_run_after_the_retry_bound(toy_problems, tmp_path):
+    """Every solver replica dies on its first batch (the fault fires in each process: no marker dir), so no
+    retry can succeed: with ``cluster.batch_retries=1`` the run fails with a message saying so, instead of
+    Ray Data's default of retrying forever. The stand-in engine makes each replica restart cheap."""
+    args = [f"dataset.file={toy_problems}", f"output_dir={tmp_path}", "model@solver=standin", "wandb.enabled=false",
+            "budget.solutions=2", "budget.verifications=0", "cluster.batch_size=4", "cluster.batch_retries=1",
+            "cluster.object_store_memory=268435456"]
+    log = tmp_path / "log.txt"
+    assert _cli(args, log, env={"SOLVE_VERIFY_FAULT": "replica_solve:1"}, timeout=240) == 1, log.read_text()[-3000:]
+    assert "ReplicaFailure: a batch was retried cluster.batch_retries=1 times" in log.read_text()
+    (manifest,) = tmp_path.glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["invocations"][-1]["status"] == "failed"
+
+
 def test_replicas_killed_or_hung_mid_batch_are_replaced_and_the_run_finishes_exactly_once(tiny_model, toy_problems,
                                                                                           tmp_path):
     """In each pool one replica SIGKILLs itself mid-batch and one engine stops making progress (the ``hang``
