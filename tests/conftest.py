@@ -60,3 +60,49 @@ def ray_local():
              configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The shipped toy models: one real run shared by the modules that need solutions of the trained solver.
+# ---------------------------------------------------------------------------------------------------
+TOY_S, TOY_V = 8, 1  # solutions per problem, GenRM verifications per solution of the shared run
+
+
+@pytest.fixture(scope="session")
+def toy_mixed_problems(tmp_path_factory) -> Path:
+    """12 toy problems of levels 3-5 (the first four of each in the demo set): some votes split."""
+    from pipeline.config import PROJECT_ROOT
+
+    rows = [json.loads(line) for line in (PROJECT_ROOT / "data/toy/toy_demo.jsonl").read_text().splitlines()]
+    pick = [r for level in (3, 4, 5) for r in [r for r in rows if r["level"] == level][:4]]
+    path = tmp_path_factory.mktemp("toy-mixed-data") / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in pick))
+    return path
+
+
+def toy_run_overrides(problems: Path, out: Path) -> list[str]:
+    """The shared run's config: exactly what ``bench.adaptive_saving.compare`` runs as its fixed-budget
+    baseline (``run_id=fixed``), so a compare in a directory holding a copy finds that run finished."""
+    return [f"dataset.file={problems}", f"output_dir={out}", f"budget.solutions={TOY_S}",
+            f"budget.verifications={TOY_V}", "wandb.enabled=false", "run_id=fixed"]
+
+
+@pytest.fixture(scope="session")
+def toy_fixed_run(ray_local, toy_mixed_problems, tmp_path_factory) -> Path:
+    """One real run of the shipped toy solver and GenRM verifier (defaults) on ``toy_mixed_problems``:
+    S=TOY_S solutions per problem, TOY_V verification each. A solver and a verifier engine start once per
+    session instead of once per module. Shared read-only: a module that writes (analysis, extensions,
+    resumes) works on ``copy_run(toy_fixed_run, its_dir)``."""
+    from pipeline.config import compose
+    from pipeline.run import run
+
+    out = tmp_path_factory.mktemp("toy-shared")
+    return run(compose(toy_run_overrides(toy_mixed_problems, out))).run_dir
+
+
+def copy_run(run_dir: Path, out: Path) -> Path:
+    """A copy of a run directory under ``out`` (same run id): a run is resumable and extensible wherever it
+    lies, since the output directory is not part of its identity."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, out / run_dir.name))

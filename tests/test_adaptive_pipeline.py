@@ -16,6 +16,7 @@ import pytest
 
 from analysis.adaptive import top_votes
 from bench.adaptive_saving import compare
+from conftest import TOY_S, TOY_V, copy_run
 from pipeline.config import PROJECT_ROOT, ConfigError, compose
 from pipeline.run import run
 from pipeline.schema import KEYS
@@ -52,20 +53,22 @@ def _assert_stopped_at_first_agreement(run_dir: Path, k: int, s: int) -> dict[st
 
 
 @pytest.fixture(scope="module")
-def problems_file(tmp_path_factory) -> Path:
+def problems_file(toy_mixed_problems) -> Path:
     """12 toy problems of levels 3-5 (the first four of each in the demo set): some votes split."""
-    rows = [json.loads(line) for line in (PROJECT_ROOT / "data/toy/toy_demo.jsonl").read_text().splitlines()]
-    pick = [r for level in (3, 4, 5) for r in [r for r in rows if r["level"] == level][:4]]
-    path = tmp_path_factory.mktemp("adaptive-data") / "mixed.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in pick))
-    return path
+    return toy_mixed_problems
 
 
 @pytest.fixture(scope="module")
-def compared(ray_local, problems_file, tmp_path_factory):
-    """A fixed run (S=8, V=1) and a stop-when-agree + verify-when-split run of the same problems."""
+def compared(toy_fixed_run, problems_file, tmp_path_factory):
+    """A fixed run (S=8, V=1) and a stop-when-agree + verify-when-split run of the same problems. The fixed
+    run is a copy of the session's shared toy run (conftest: the very config compare runs as ``fixed``), so
+    compare resumes it, finds it finished and starts no engine for it."""
+    assert (S, V) == (TOY_S, TOY_V)
     out = tmp_path_factory.mktemp("adaptive")
+    copy_run(toy_fixed_run, out)
     result = compare(out, str(problems_file), None, S, K, 1, verifications=V, policy="stop_and_verify_split")
+    last = json.loads((out / "fixed" / "manifest.json").read_text())["invocations"][-1]
+    assert last["status"] == "finished" and last["stages"] == {}  # resumed as finished: nothing regenerated
     print(json.dumps(result, indent=1))
     return out, result
 

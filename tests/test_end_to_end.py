@@ -1,4 +1,6 @@
-"""The shipped toy models end to end: pipeline → analysis → notebook → export on a small real run.
+"""The shipped toy models end to end: pipeline → analysis → notebook → export on a small real run (the
+session's shared run of the shipped solver and GenRM verifier, ``toy_fixed_run`` in conftest: 12 toy
+problems of levels 3-5, S=8, V=1; this module works on a copy).
 
 Unlike the pipeline tests (random-weight model, which never writes a verdict), the trained verifier
 writes its verdicts, so this exercises the in-text verdict-token path of P(Yes).
@@ -14,19 +16,15 @@ from nbclient import NotebookClient
 from analysis.config import AnalysisConfig
 from analysis.export import export
 from analysis.run import run as run_analysis
-from pipeline.config import compose
-from pipeline.run import run as run_pipeline
+from conftest import TOY_S, TOY_V, copy_run
 
 ROOT = Path(__file__).resolve().parent.parent
-S, V = 6, 3
+S, V = TOY_S, TOY_V
 
 
 @pytest.fixture(scope="module")
-def real_run(ray_local, tmp_path_factory):
-    out = tmp_path_factory.mktemp("e2e")
-    cfg = compose([f"output_dir={out}", "run_id=e2e", "dataset.file=data/toy/toy_demo.jsonl", "dataset.limit=12",
-                   f"budget.solutions={S}", f"budget.verifications={V}", "wandb.enabled=false"])
-    return run_pipeline(cfg).run_dir
+def real_run(toy_fixed_run, tmp_path_factory):
+    return copy_run(toy_fixed_run, tmp_path_factory.mktemp("e2e"))
 
 
 @pytest.mark.slow

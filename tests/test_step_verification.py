@@ -13,13 +13,15 @@ import pytest
 from analysis.config import AnalysisConfig
 from analysis.processbench import evaluate_prm_split
 from analysis.run import run as run_analysis
+from conftest import TOY_S, copy_run, toy_run_overrides
 from pipeline.config import ConfigError, compose
 from pipeline.prompts import get_prompt
 from pipeline.run import run as run_pipeline
 from pipeline.verify import critic_reading
 
 ROOT = Path(__file__).resolve().parent.parent
-S, V = 8, 2  # S = 8: the Self-PRM table's first k
+S, V = TOY_S, 2  # S = 8 (the shared run's): the Self-PRM table's first k
+PROBLEMS = 12  # the shared run's
 
 
 @pytest.mark.parametrize("text, n_steps, expected", [
@@ -82,13 +84,14 @@ def test_prm_threshold_comes_from_the_tune_split_only():
 
 
 @pytest.fixture(scope="module")
-def step_run(ray_local, tmp_path_factory):
-    """A real run of the shipped toy models: S solutions, V Self-PRM critiques each, then the toy PRM
-    added to the same run as a second verifier."""
-    out = tmp_path_factory.mktemp("step")
-    base = [f"output_dir={out}", "run_id=step", "dataset.file=data/toy/toy_demo.jsonl", "dataset.limit=6",
-            f"budget.solutions={S}", "wandb.enabled=false"]
-    run_pipeline(compose(base + ["verification=toy_self_prm", f"budget.verifications={V}"]))
+def step_run(toy_fixed_run, toy_mixed_problems, tmp_path_factory):
+    """A real run of the shipped toy models: a copy of the session's shared run (conftest: 12 problems,
+    S solutions each, one GenRM verification), extended in place with V Self-PRM critiques per solution,
+    then with the toy PRM as a third verifier. The solver engine is not started again."""
+    run_dir = copy_run(toy_fixed_run, tmp_path_factory.mktemp("step"))
+    base = [o for o in toy_run_overrides(toy_mixed_problems, run_dir.parent) if not o.startswith("budget.verifications=")]
+    critic = run_pipeline(compose(base + ["verification=toy_self_prm", f"budget.verifications={V}"]))
+    assert set(critic.stages) == {"verify"}  # an extension: no solving
     return run_pipeline(compose(base + ["verification=toy_prm"])).run_dir
 
 
@@ -97,7 +100,7 @@ def test_critic_rows_record_the_earliest_wrong_step(step_run):
     sol = pl.read_parquet(step_run / "solutions").select("problem_id", "solution_idx", "steps")
     ver = pl.read_parquet(step_run / "verifications").filter(pl.col("verifier") == "toy-self-prm").join(
         sol, on=["problem_id", "solution_idx"])
-    assert ver.height == 6 * S * V and set(ver["verifier_kind"]) == {"critic"}
+    assert ver.height == PROBLEMS * S * V and set(ver["verifier_kind"]) == {"critic"}
     ok, unparsed = ver.filter(pl.col("parse_status") == "ok"), ver.filter(pl.col("parse_status") == "unparsed")
     assert ok.height + unparsed.height == ver.height and ok.height > 0
     assert (ok["predicted_error_step"] >= -1).all()
@@ -114,13 +117,14 @@ def test_prm_rows_hold_one_score_per_step(step_run):
     sol = pl.read_parquet(step_run / "solutions").select("problem_id", "solution_idx", "steps")
     ver = pl.read_parquet(step_run / "verifications").filter(pl.col("verifier") == "toy-prm").join(
         sol, on=["problem_id", "solution_idx"])
-    assert ver.height == 6 * S and set(ver["verifier_kind"]) == {"prm"} and (ver["verification_idx"] == 0).all()
+    assert ver.height == PROBLEMS * S and set(ver["verifier_kind"]) == {"prm"} and (ver["verification_idx"] == 0).all()
     assert (ver["step_scores"].list.len() == ver["steps"].list.len()).all()
     scores = ver["step_scores"].explode()
     assert scores.is_between(0, 1).all() and scores.n_unique() > 1
     assert ver["text"].is_null().all() and (ver["completion_tokens"] == 0).all() and (ver["prompt_tokens"] > 0).all()
     manifest = json.loads((step_run / "manifest.json").read_text())
-    assert [inv["verifier"] for inv in manifest["invocations"]] == ["toy-self-prm", "toy-prm"]
+    assert [inv["verifier"] for inv in manifest["invocations"]] == ["toy-genrm", "toy-self-prm", "toy-prm"]
+    assert [r["revision"] for r in manifest["revisions"]] == [0, 1, 2]
 
 
 @pytest.mark.slow
@@ -134,7 +138,8 @@ def test_analysis_reports_self_prm_and_prm_beside_majority(step_run):
         assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
     assert row["gain"] == pytest.approx(row["self_prm"] - row["majority"])
     compare = pl.read_parquet(result.out_dir / "prm_vs_genrm.parquet")
-    assert set(compare["label"]) == {"majority"} | {f"best_of_n[toy-prm:{s}]" for s in ("prm_min", "prm_last", "prm_prod")}
+    assert set(compare["label"]) == {"majority", "best_of_n[toy-genrm:p_yes]"} | {
+        f"best_of_n[toy-prm:{s}]" for s in ("prm_min", "prm_last", "prm_prod")}
     assert (compare.filter(pl.col("label") != "majority")["V"] == 1).all()
     assert (result.out_dir / "prm_vs_genrm.png").exists()
     report = (result.out_dir / "report.md").read_text()
