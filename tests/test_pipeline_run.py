@@ -241,11 +241,14 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
             return time.monotonic() >= state["at"]
         return due
 
+    # Each segment costs a driver and an engine start, so the hooks are the ones a resume must survive in a
+    # real run: a leftover .tmp part in each table (before_rename: recovered, asserted below) and a part
+    # committed just before the kill (after_commit). The store-level effect of each commit hook is pinned
+    # in test_pipeline_store.py. The random kills land among a stage's commits, where the driver holds rows
+    # it has received and not yet committed (the state the mid_verify hook would also give).
     segments = [
-        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "after_commit_solutions:1"})),
         ("hook", dict(env={"SOLVE_VERIFY_FAULT": "before_rename_solutions:1"})),
         ("random", dict(kill_when=random_kill("solutions"))),
-        ("hook", dict(env={"SOLVE_VERIFY_FAULT": "mid_verify:2"})),
         ("hook", dict(env={"SOLVE_VERIFY_FAULT": "before_rename_verifications:2"})),
         ("hook", dict(env={"SOLVE_VERIFY_FAULT": "after_commit_verifications:1"})),
         # a random kill may also come too late (the run finished): then that segment was the last
@@ -257,6 +260,9 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
     for kind, seg in segments:
         rc = _cli(args, log, **seg)
         assert rc in (0, -signal.SIGKILL), log.read_text()[-3000:]
+        manifest = run_dir / "manifest.json"
+        if rc != 0 and manifest.exists() and json.loads(manifest.read_text())["invocations"][-1]["status"] == "finished":
+            rc = 0  # a random kill that came after the run had finished (while the driver shut down): too late
         if rc != 0:
             kills[kind] += 1
         now = _hashes(run_dir) if run_dir.exists() else {}
@@ -266,7 +272,7 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
         if rc == 0:
             break
     assert rc == 0 and kind in ("random", "final"), f"a hook segment finished the run; kills {kills}"
-    assert kills["hook"] == 5 and kills["random"] >= 1, kills
+    assert kills["hook"] == 3 and kills["random"] >= 1, kills
     _assert_complete(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
     invs = m["invocations"]
@@ -275,8 +281,12 @@ def test_driver_killed_repeatedly_resumes_exactly_once(ray_local, tiny_model, to
     assert any(inv["recovered"]["verifications"]["tmp_files"] for inv in invs)
     total = _table(run_dir, "solutions")["completion_tokens"].sum() + \
         _table(run_dir, "verifications")["completion_tokens"].sum()
-    final = sum(s["completion_tokens"] for s in invs[-1]["stages"].values())
-    # the finishing resume generated only the missing units: something, but less than a full run
+    # The last resume that ran a stage generated only the missing units: something, but less than a full run.
+    # (That is the finishing one, unless a random kill landed after the last commit but before the run was
+    # marked finished: then the finishing resume rightly generated nothing.)
+    worked = [i for i, inv in enumerate(invs) if inv["stages"]]
+    assert worked and worked[-1] > 0, "no resume ran a stage"
+    final = sum(s["completion_tokens"] for s in invs[worked[-1]]["stages"].values())
     assert 0 < final < total
     print(f"kills {kills}; final resume generated {final} of the {total} tokens in the tables")
 
