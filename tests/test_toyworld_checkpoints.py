@@ -135,3 +135,39 @@ def test_solver_samples_vary_and_keep_the_format(solver_llm, test_rows):
     assert distinct >= len(rows) // 2  # diverse answers on the hard level
     assert fmt >= 0.9 * 8 * len(rows)
     assert not math.isnan(fmt)
+
+
+# --- the embedded-model targets (acceptance: non-degenerate solver and verifier) ------------------------------
+def test_recorded_evaluation_is_of_the_shipped_files_and_meets_the_targets(metrics):
+    """metrics.json is the full `python -m toyworld.evaluate` run (500 problems): it must describe these exact
+    weights, and they must leave room for both sampling more and verifying better."""
+    from toyworld.evaluate import checkpoint_digests
+
+    assert metrics["checkpoints"] == checkpoint_digests(CHECKPOINTS)
+    hardest = metrics["solver"]["per_level"]["5"]
+    assert 0.2 <= hardest["pass1"] <= 0.8
+    assert round(hardest["pass@32"] - hardest["maj@32"], 9) >= 0.10
+
+
+@pytest.mark.xfail(strict=True, reason="open in the embedded-model issue: the shipped toy verifier's AUROC is "
+                   "below 0.7 (toyworld/MODEL_CARD.md); strict, so meeting the target turns this into a failure "
+                   "that asks for the marker to go")
+def test_recorded_verifier_meets_the_targets(metrics):
+    v = metrics["verifier"]
+    assert 0.7 <= v["auroc_v8"] <= 0.95
+    assert v["bon_v8_minus_v1"]["lo"] > 0  # V=8 beats V=1 at best-of-8, paired bootstrap CI excludes 0
+
+
+@pytest.mark.slow
+def test_a_live_remeasurement_agrees_with_the_recorded_one(test_rows, metrics):
+    """The same evaluation code on the 100 level-5 problems, 8 samples each (other random draws, so a
+    tolerance), and the verifier on 40 of them (the recorded AUROC is over levels 3-5: only non-degeneracy)."""
+    from toyworld.evaluate import eval_solver, eval_verifier
+
+    rows = [r for r in test_rows if r["level"] == 5]
+    solver, samples = eval_solver(CHECKPOINTS, rows, k=8, temperature=1.0, seed=1)
+    live, card = solver["per_level"][5], metrics["solver"]["per_level"]["5"]
+    assert abs(live["pass1"] - card["pass1"]) <= 0.05, (live, card)
+    verifier, _ = eval_verifier(CHECKPOINTS, samples[:40], levels=[5], n_cand=8, v=1, temperature=0.7,
+                                seed=1, pb_test=None)
+    assert 0.5 < verifier["auroc_v1"] < 0.95, verifier  # weak (model card) but better than chance

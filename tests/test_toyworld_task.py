@@ -131,6 +131,21 @@ def test_first_wrong_step_is_exact(p, data):
 def test_critique_lines_follow_the_reference(p):
     steps = p.reference_steps()
     lines = task.critique_lines(p, steps, -1)
-    assert lines == [formats.critique_line(i, s, True) for i, s in enumerate(steps)]
+    assert lines == [formats.critique_line(i, s, s, True) for i, s in enumerate(steps)]
     lines = task.critique_lines(p, steps, 1)
     assert len(lines) == 2 and lines[-1].endswith(formats.CRITIQUE_WRONG)
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems(), st.integers(0, 10**6))
+def test_a_corrupted_solution_has_one_slip_carried_on_and_a_wrong_answer(p, seed):
+    text = task.corrupt(p, random.Random(seed))
+    lab = task.label_solution(p, text)
+    j = lab.first_wrong
+    assert 0 <= j < len(p.ops) and not lab.correct
+    assert lab.steps[:j] == p.reference_steps()[:j]
+    # every later step is right arithmetic on the value it was given: only step j's result slipped
+    for k, step in enumerate(lab.steps[:-1]):
+        a, o, b, c = task._STEP_RE.match(step).groups()
+        assert (o, int(b)) == p.ops[k] and (int(c) == task._apply(int(a), o, int(b))) == (k != j)
+    assert lab.steps[-1] == f"{formats.ANSWER_PREFIX}{c}"

@@ -5,7 +5,7 @@ import random
 import torch
 
 from toyworld import formats, task
-from toyworld.tokenizer import build_tokenizer
+from toyworld.tokenizer import build_tokenizer, step_token_id
 from toyworld.train import TINY_ARCH, collate, encode_pair, llama_config, prm_encode, setup_torch, train_loop
 
 
@@ -46,7 +46,7 @@ def test_prm_loss_goes_down():
                 i = rng.randrange(len(steps))
                 steps[i] = steps[i][:-1] + str((int(steps[i][-1]) + 1) % 10)
             lab = task.label_solution(p, "\n".join(steps))
-            seqs.append(prm_encode(tok, p.text, lab.steps, lab.step_correct))
+            seqs.append(prm_encode(tok, p, lab.steps, lab.step_correct))
         batch = collate(seqs, tok.pad_token_id)
         while True:
             yield batch
@@ -54,3 +54,15 @@ def test_prm_loss_goes_down():
     losses = train_loop(model, batches(), steps=30, lr=3e-3, log_name="test", warmup=5, log_every=1000)
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_prm_labels_mark_the_first_wrong_character_and_every_separator():
+    tok = build_tokenizer()
+    p = task.parse_problem("Start with 12. Add 5. Multiply by 3.")
+    steps = ["12+5=17", "17*3=41", "Answer: 41"]  # 17*3 is 51: the second step goes wrong at its 6th character
+    lab = task.label_solution(p, "\n".join(steps))
+    ids, labels = prm_encode(tok, p, lab.steps, lab.step_correct)
+    sep = step_token_id(tok)
+    assert [l for t, l in zip(ids, labels) if t == sep] == [1, 0, 0]
+    text_labels = [l for t, l in zip(ids, labels) if l != -100 and t != sep]
+    assert text_labels == [1] * 7 + [1] * 5 + [0, 0] + [0] * 10

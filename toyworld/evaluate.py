@@ -17,25 +17,28 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import math
-import random
 import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
+from analysis import bootstrap, estimators, processbench, verifier_quality
 from toyworld import formats, task
 from toyworld.prm import first_error, step_scores_from_vllm
 from toyworld.train import CHECKPOINTS, DATA_DIR
 
 KS = (1, 4, 8, 16, 32)
+CRITIQUE_MAX_TOKENS = 288  # a level-5 critique is <= ~240 tokens; its prompt + 288 stays within max_model_len 512
 
 
-# --- metrics ----------------------------------------------------------------------------------------------
+# --- metrics (the analysis package's implementations, wrapped for plain lists) ---------------------------
 def pass_at_k(n: int, c: int, k: int) -> float:
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+    """Unbiased pass@k of one problem with c correct out of n samples."""
+    return float(estimators.pass_at_k(np.array([n]), np.array([c]), [k]).value[0, 0])
 
 
 def majority(answers: list[str | None]) -> str | None:
@@ -44,44 +47,22 @@ def majority(answers: list[str | None]) -> str | None:
 
 
 def auroc(scores: list[float], labels: list[bool]) -> float:
-    """Probability that a random positive outscores a random negative (ties count one half)."""
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    if not pos or not neg:
-        return float("nan")
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for t in range(i, j + 1):
-            ranks[order[t]] = (i + j) / 2 + 1
-        i = j + 1
-    rpos = sum(r for r, y in zip(ranks, labels) if y)
-    return (rpos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    return verifier_quality.auroc(np.asarray(scores, float), np.asarray(labels, bool))
 
 
 def paired_bootstrap(a: list[float], b: list[float], iters: int = 2000, seed: int = 0) -> dict:
-    """Mean of b - a over items with a percentile 95% CI (resampling items)."""
-    rng = random.Random(seed)
-    d = [y - x for x, y in zip(a, b)]
-    n = len(d)
-    means = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
-    return dict(diff=sum(d) / n, lo=means[int(0.025 * iters)], hi=means[int(0.975 * iters) - 1], n=n)
+    """Mean of b - a over items with a percentile 95% CI (paired bootstrap over items)."""
+    counts = bootstrap.resample_counts(len(a), iters, seed)
+    iv = bootstrap.paired_difference(np.asarray(b, float)[:, None], np.asarray(a, float)[:, None], counts)
+    return dict(diff=float(iv.mean[0]), lo=float(iv.lo[0]), hi=float(iv.hi[0]), n=len(a))
 
 
 def processbench_f1(preds: list[int | None], labels: list[int]) -> dict:
-    err = [p == y for p, y in zip(preds, labels) if y != -1]
-    cor = [p == -1 for p, y in zip(preds, labels) if y == -1]
-    a_err = sum(err) / len(err) if err else float("nan")
-    a_cor = sum(cor) / len(cor) if cor else float("nan")
-    f1 = 2 * a_err * a_cor / (a_err + a_cor) if a_err + a_cor > 0 else 0.0
-    return dict(acc_erroneous=a_err, acc_correct=a_cor, f1=f1, n=len(preds))
+    """ProcessBench accuracies and F1 of one subset (an unparsed prediction, None, counts wrong)."""
+    s = processbench.processbench_report(["toy"] * len(preds), labels, preds).subsets[0]
+    return dict(acc_erroneous=s.acc_erroneous, acc_correct=s.acc_correct, f1=s.f1, n=len(preds))
 
 
-# --- engines ------------------------------------------------------------------------------------------------
 def make_llm(path, seed: int, **kw):
     from toyworld.train import make_llm as _make
 
@@ -138,6 +119,12 @@ def greedy_accuracy(llm, rows: list[dict]) -> dict[int, float]:
     return {lv: sum(v) / len(v) for lv, v in sorted(acc.items())}
 
 
+def checkpoint_digests(ckpt: Path) -> dict[str, str]:
+    """sha256 of each model's weights, so recorded metrics can be tied to the files they measured."""
+    return {name: hashlib.sha256((ckpt / name / "model.safetensors").read_bytes()).hexdigest()
+            for name in ("solver", "verifier", "prm") if (ckpt / name / "model.safetensors").exists()}
+
+
 # --- parts ----------------------------------------------------------------------------------------------------
 def eval_solver(ckpt: Path, rows: list[dict], k: int, temperature: float, seed: int) -> tuple[dict, list]:
     from vllm import SamplingParams
@@ -179,8 +166,8 @@ def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: 
     items = [(s, j) for s in samples if s["row"]["level"] in levels for j in range(min(n_cand, len(s["texts"])))]
     prompts = [formats.genrm_prompt(s["row"]["problem"], s["texts"][j]) for s, j in items]
     t = time.time()
-    outs = llm.generate(prompts, SamplingParams(n=v, temperature=temperature, max_tokens=200, logprobs=5),
-                        use_tqdm=False)
+    sp = SamplingParams(n=v, temperature=temperature, max_tokens=CRITIQUE_MAX_TOKENS, logprobs=5)
+    outs = llm.generate(prompts, sp, use_tqdm=False)
     scores, redo, agree = [], [], []
     for i, out in enumerate(outs):
         row = []
@@ -225,7 +212,7 @@ def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: 
     # critic mode on ProcessBench-format data (greedy)
     if pb_test:
         outs = llm.generate([formats.critic_prompt(r["problem"], r["steps"]) for r in pb_test],
-                            SamplingParams(temperature=0.0, max_tokens=200), use_tqdm=False)
+                            SamplingParams(temperature=0.0, max_tokens=CRITIQUE_MAX_TOKENS), use_tqdm=False)
         preds = [formats.parse_critic(o.outputs[0].text) for o in outs]
         res["critic_processbench"] = processbench_f1(preds, [r["label"] for r in pb_test])
     free(llm)
@@ -347,7 +334,7 @@ def main(argv=None):
         pb_tune, pb_test = task.read_jsonl(args.pb + "_tune.jsonl"), task.read_jsonl(args.pb + "_test.jsonl")
     t0 = time.time()
     metrics: dict = dict(command="python -m toyworld.evaluate " + " ".join(argv or []), seed=args.seed,
-                         data=Path(args.data).name)
+                         data=Path(args.data).name, checkpoints=checkpoint_digests(ckpt))
     samples = None
     if parts & {"solver", "verifier", "prm"}:
         metrics["solver"], samples = eval_solver(ckpt, rows, args.k, args.temperature, args.seed)

@@ -16,12 +16,17 @@ Solver (``SOLVER_PROMPT.format(problem=...)``), completion = one step per line, 
 Every line of a solution is one *step* (the ``Answer:`` line included): :func:`split_steps`.
 
 GenRM verifier (``GENRM_PROMPT.format(problem=..., solution=...)``), completion = one critique line per
-step -- the verifier's own recomputation of that step followed by ``ok`` or ``wrong`` -- stopping at the
-first wrong step, then the verdict cue and ONE verdict token::
+step -- the solution's step copied, ``|``, the verifier's own recomputation of that step (from the
+previous value and the problem's operation), then ``ok`` or ``wrong`` -- stopping at the first wrong step,
+then the verdict cue and ONE verdict token (here the solution's second step read ``85*3=225``)::
 
-    [0] 37+48=85 ok
-    [1] 85*3=255 wrong
+    [0] 37+48=85 | 37+48=85 ok
+    [1] 85*3=225 | 85*3=255 wrong
     Correct? No
+
+Why the copy: a model of a few hundred thousand parameters compares two strings reliably only when they
+sit side by side; format 1 (recomputation alone) taught the verifier to echo the solution's line and
+say ``ok``, which left its AUROC near chance.
 
 ``VERDICT_CUE`` (``"Correct? "``) is followed by exactly one token, ``Yes`` or ``No``. To score a
 critique that lacks a verdict, append the cue (:func:`with_verdict_cue`) and read P(Yes) from a
@@ -40,7 +45,7 @@ import re
 
 from toyworld.tokenizer import NO_TOKEN, STEP_TOKEN, YES_TOKEN
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # --- solver -------------------------------------------------------------------------------------------
 SOLVER_PROMPT = "Problem: {problem}\nSolution:\n"
@@ -52,7 +57,7 @@ GENRM_PROMPT = "Problem: {problem}\nSolution:\n{solution}\nCheck:\n"
 VERDICT_CUE = "Correct? "  # followed by exactly one verdict token
 YES = YES_TOKEN
 NO = NO_TOKEN
-CRITIQUE_LINE = "[{index}] {expected} {mark}"  # mark: CRITIQUE_OK / CRITIQUE_WRONG
+CRITIQUE_LINE = "[{index}] {step} | {expected} {mark}"  # mark: CRITIQUE_OK / CRITIQUE_WRONG
 CRITIQUE_OK = "ok"
 CRITIQUE_WRONG = "wrong"
 
@@ -92,8 +97,10 @@ def genrm_prompt(problem: str, solution: str) -> str:
     return GENRM_PROMPT.format(problem=problem, solution=solution.strip())
 
 
-def critique_line(index: int, expected: str, ok: bool) -> str:
-    return CRITIQUE_LINE.format(index=index, expected=expected, mark=CRITIQUE_OK if ok else CRITIQUE_WRONG)
+def critique_line(index: int, step: str, expected: str, ok: bool) -> str:
+    """One critique line: the solution's step, the expected step, and the mark."""
+    return CRITIQUE_LINE.format(index=index, step=step, expected=expected,
+                                mark=CRITIQUE_OK if ok else CRITIQUE_WRONG)
 
 
 def genrm_target(critique_lines: list[str], correct: bool) -> str:

@@ -155,6 +155,36 @@ def step_ok(problem: Problem, index: int, step: str) -> bool:
     return False
 
 
+def _slip(c: int, rng: random.Random) -> int:
+    """A plausible arithmetic slip on the result ``c``: off by a little, or one digit changed; never ``c``."""
+    while True:
+        if rng.random() < 0.5:
+            w = rng.choice([d for d in range(-10, 11) if d])
+            out = c + w
+        else:
+            digits = list(str(c))
+            k = rng.randrange(len(digits))
+            digits[k] = rng.choice([d for d in "0123456789" if d != digits[k]])
+            out = int("".join(digits))
+        if out != c and out >= 0:
+            return out
+
+
+def corrupt(problem: Problem, rng: random.Random) -> str:
+    """A wrong solution with one slip, as the solver makes them: the result of a random step ``j`` is off and
+    the later steps carry the wrong value on correctly. Its first wrong step is ``j`` and its answer is wrong
+    (every operation is injective: operands of ``*`` are >= 2)."""
+    j = rng.randrange(len(problem.ops))
+    v, lines = problem.start, []
+    for i, (o, n) in enumerate(problem.ops):
+        c = _apply(v, o, n)
+        if i == j:
+            c = _slip(c, rng)
+        lines.append(f"{v}{o}{n}={c}")
+        v = c
+    return formats.STEP_DELIMITER.join(lines + [f"{formats.ANSWER_PREFIX}{v}"])
+
+
 @dataclasses.dataclass
 class Label:
     correct: bool  # final answer equals the true answer
@@ -183,13 +213,14 @@ def label_solution(problem: Problem | str, solution: str) -> Label:
 
 
 def critique_lines(problem: Problem, steps: list[str], first_wrong: int) -> list[str]:
-    """Teacher critique: for each step up to the first wrong one, the expected step and ok/wrong."""
+    """Teacher critique: for each step up to the first wrong one, the step, the expected step and ok/wrong."""
     ref = problem.reference_steps()
     last = len(steps) - 1 if first_wrong == -1 else first_wrong
     out = []
     for i in range(last + 1):
         expected = ref[i] if i < len(ref) else "end"
-        out.append(formats.critique_line(i, expected, i != first_wrong))
+        step = steps[i] if i < len(steps) else "-"  # an empty solution's missing first step
+        out.append(formats.critique_line(i, step, expected, i != first_wrong))
     return out
 
 
