@@ -53,20 +53,14 @@ def _assert_stopped_at_first_agreement(run_dir: Path, k: int, s: int) -> dict[st
 
 
 @pytest.fixture(scope="module")
-def problems_file(toy_mixed_problems) -> Path:
-    """12 toy problems of levels 3-5 (the first four of each in the demo set): some votes split."""
-    return toy_mixed_problems
-
-
-@pytest.fixture(scope="module")
-def compared(toy_fixed_run, problems_file, tmp_path_factory):
+def compared(toy_fixed_run, toy_mixed_problems, tmp_path_factory):
     """A fixed run (S=8, V=1) and a stop-when-agree + verify-when-split run of the same problems. The fixed
     run is a copy of the session's shared toy run (conftest: the very config compare runs as ``fixed``), so
     compare resumes it, finds it finished and starts no engine for it."""
     assert (S, V) == (TOY_S, TOY_V)
     out = tmp_path_factory.mktemp("adaptive")
     copy_run(toy_fixed_run, out)
-    result = compare(out, str(problems_file), None, S, K, 1, verifications=V, policy="stop_and_verify_split")
+    result = compare(out, str(toy_mixed_problems), None, S, K, 1, verifications=V, policy="stop_and_verify_split")
     last = json.loads((out / "fixed" / "manifest.json").read_text())["invocations"][-1]
     assert last["status"] == "finished" and last["stages"] == {}  # resumed as finished: nothing regenerated
     print(json.dumps(result, indent=1))
@@ -113,9 +107,9 @@ def test_decisions_table_matches_the_solutions_and_verifications(compared):
 
 
 @pytest.mark.slow
-def test_a_policy_that_never_stops_reproduces_the_fixed_runs_keys(compared, problems_file):
+def test_a_policy_that_never_stops_reproduces_the_fixed_runs_keys(compared, toy_mixed_problems):
     out, _ = compared
-    cfg = compose([f"dataset.file={problems_file}", f"output_dir={out}", "run_id=never", "wandb.enabled=false",
+    cfg = compose([f"dataset.file={toy_mixed_problems}", f"output_dir={out}", "run_id=never", "wandb.enabled=false",
                    f"budget.solutions={S}", f"budget.verifications={V}", "adaptive=stop_and_verify_split",
                    f"adaptive.k={S + 1}", "adaptive.agreement=1.5"])
     never = run(cfg).run_dir
@@ -129,8 +123,8 @@ def test_a_policy_that_never_stops_reproduces_the_fixed_runs_keys(compared, prob
 
 
 @pytest.mark.slow
-def test_driver_killed_mid_adaptive_run_resumes_exactly_once(ray_local, problems_file, tmp_path):
-    args = [sys.executable, "-m", "pipeline.run", f"dataset.file={problems_file}", f"output_dir={tmp_path}",
+def test_driver_killed_mid_adaptive_run_resumes_exactly_once(ray_local, toy_mixed_problems, tmp_path):
+    args = [sys.executable, "-m", "pipeline.run", f"dataset.file={toy_mixed_problems}", f"output_dir={tmp_path}",
             "run_id=killed", "wandb.enabled=false", f"budget.solutions={S}", "budget.verifications=0",
             "adaptive=stop_when_agree", "cluster.batch_size=2", "cluster.commit_interval_s=0",
             f"cluster.address={ray_local}"]
