@@ -24,9 +24,10 @@ then the verdict cue and ONE verdict token (here the solution's second step read
     [1] 85*3=225 | 85*3=255 wrong
     Correct? No
 
-Why the copy: a model of a few hundred thousand parameters compares two strings reliably only when they
-sit side by side; format 1 (recomputation alone) taught the verifier to echo the solution's line and
-say ``ok``, which left its AUROC near chance.
+Why the copy: format 1 (recomputation alone) left the comparison with the solution's line, many tokens
+back, implicit, and the verifier's AUROC near chance; the copy puts both values on one line. It helped
+only a little (AUROC 0.55 -> 0.60 at V=1): the tiny verifier still tends to recompute the copy instead of
+reading it (``toyworld/MODEL_CARD.md``).
 
 ``VERDICT_CUE`` (``"Correct? "``) is followed by exactly one token, ``Yes`` or ``No``. To score a
 critique that lacks a verdict, append the cue (:func:`with_verdict_cue`) and read P(Yes) from a

@@ -25,6 +25,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -243,7 +244,8 @@ def labelled_samples(samples):
 
 def balanced_draw(rng: random.Random, good: list[dict], bad: list[dict], synthetic: float) -> dict:
     """One training solution: correct or wrong with equal odds; a wrong one is, with probability
-    ``synthetic``, a correct one's problem with one slip (``task.corrupt``), else a sampled wrong one."""
+    ``synthetic`` (always, when no sampled solution is wrong), a correct one's problem with one slip
+    (``task.corrupt``), else a sampled wrong one."""
     if rng.random() < 0.5 and good:
         return rng.choice(good)
     if (synthetic > 0 and rng.random() < synthetic) or not bad:  # no extra draw when off: same stream as before
@@ -448,7 +450,11 @@ def main(argv=None):
         cache = Path(args.samples_cache) if args.samples_cache else None
         if cache and cache.exists():
             by_text = {p.text: p for p in problems}
-            samples = [(by_text[x["problem"]], x["text"]) for x in task.read_jsonl(cache)]
+            cached = task.read_jsonl(cache)
+            if any(x["problem"] not in by_text for x in cached):
+                sys.exit(f"--samples-cache {cache}: its problems are not this recipe's sampling problems "
+                         "(another seed or sample_problems_per_level); delete it to resample")
+            samples = [(by_text[x["problem"]], x["text"]) for x in cached]
         else:
             samples = sample_solutions(out / "solver", problems, r["sample_n"], r["sample_temperature"], r["seed"])
             if cache:
