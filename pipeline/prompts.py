@@ -271,7 +271,7 @@ register(Prompt(
 ))
 register(Prompt(
     name="toy_genrm_v1", kind="genrm", template=toy.genrm_prompt,
-    description="toy GenRM: one critique line per step, then 'Correct? ' and one Yes/No token",
+    description="toy GenRM: the claim, its own solution, a digit match line, 'Correct? ' and one Yes/No token",
     verdict_cue=toy.VERDICT_CUE, yes_text=toy.YES, no_text=toy.NO,
 ))
 register(Prompt(

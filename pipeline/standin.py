@@ -25,10 +25,8 @@ SOLUTIONS = (
     "Answer: 240",
     "37+48=85\n85*3=255",
 )
-CRITIQUES = (
-    f"[0] 37+48=85 | 37+48=85 {formats.CRITIQUE_OK}\n{formats.VERDICT_CUE}{formats.YES}",
-    f"[0] 85*3=225 | 85*3=255 {formats.CRITIQUE_WRONG}\n{formats.VERDICT_CUE}{formats.NO}",
-)
+_OWN = ["37+48=85", "85*3=255", "255-15=240", "Answer: 240"]
+CRITIQUES = (formats.genrm_target("240", _OWN), formats.genrm_target("210", _OWN))
 
 
 @dataclass(frozen=True)

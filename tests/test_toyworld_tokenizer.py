@@ -72,8 +72,13 @@ def test_formats(tok):
     assert formats.split_steps(sol) == ["3+4=7", "Answer: 7"]
     assert formats.extract_answer(sol) == "7"
     assert formats.solver_prompt(p) == formats.SOLVER_PROMPT.format(problem=p)
-    g = formats.genrm_prompt(p, sol) + formats.genrm_target([formats.critique_line(0, "3+4=7", "3+4=7", True)], True)
-    assert g.endswith("[0] 3+4=7 | 3+4=7 ok\nCorrect? Yes") and formats.parse_verdict(g) is True
+    g = formats.genrm_prompt(p, sol) + formats.genrm_target("7", ["3+4=7", "Answer: 7"])
+    assert g.endswith("Check:\nClaimed: 7\n3+4=7\nAnswer: 7\nClaimed: 7\nMatch: 77=\nCorrect? Yes")
+    assert formats.parse_verdict(g) is True
+    assert formats.genrm_target("17", ["3+4=7", "Answer: 7"]).endswith("Match: _1x 77=\nCorrect? No")
+    assert formats.genrm_target(None, ["3+4=7", "Answer: 7"]).startswith("Claimed: none\n")
+    assert formats.genrm_target(None, ["3+4=7", "Answer: 7"]).endswith("Match: -\nCorrect? No")
+    assert formats.genrm_target("7", ["3+4=7"]).endswith("Match: -\nCorrect? No")  # no answer of its own
     assert formats.parse_verdict("[0] 3+4=8 wrong\nCorrect? No") is False
     assert formats.parse_verdict("[0] 3+4=7 ok") is None
     assert formats.with_verdict_cue("[0] 3+4=7 ok\n") == "[0] 3+4=7 ok\nCorrect? "

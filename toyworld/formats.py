@@ -15,26 +15,43 @@ Solver (``SOLVER_PROMPT.format(problem=...)``), completion = one step per line, 
 
 Every line of a solution is one *step* (the ``Answer:`` line included): :func:`split_steps`.
 
-GenRM verifier (``GENRM_PROMPT.format(problem=..., solution=...)``), completion = one critique line per
-step -- the solution's step copied, ``|``, the verifier's own recomputation of that step (from the
-previous value and the problem's operation), then ``ok`` or ``wrong`` -- stopping at the first wrong step,
-then the verdict cue and ONE verdict token (here the solution's second step read ``85*3=225``)::
+GenRM verifier (``GENRM_PROMPT.format(problem=..., solution=...)``), completion = the answer the solution
+claims, the verifier's own solution of the problem (one step per line, as the solver writes them), the claim
+again, a match line comparing the two answers digit by digit (each pair: the verifier's digit, the claimed
+digit, ``=`` or ``x``; right-aligned, ``_`` pads the shorter), then the verdict cue and ONE verdict token,
+``Yes`` iff the verifier's answer equals the claimed one (here the solution's second step read ``85*3=225``
+and it ended with ``Answer: 210``)::
 
-    [0] 37+48=85 | 37+48=85 ok
-    [1] 85*3=225 | 85*3=255 wrong
+    Claimed: 210
+    37+48=85
+    85*3=255
+    255-15=240
+    Answer: 240
+    Claimed: 210
+    Match: 22= 41x 00=
     Correct? No
 
-Why the copy: format 1 (recomputation alone) left the comparison with the solution's line, many tokens
-back, implicit, and the verifier's AUROC near chance; the copy puts both values on one line. It helped
-only a little (AUROC 0.55 -> 0.60 at V=1): the tiny verifier still tends to recompute the copy instead of
-reading it (``toyworld/MODEL_CARD.md``).
+Why this shape (``toyworld/MODEL_CARD.md`` has the numbers): the tiny model cannot learn to *read* a step
+-- asked to copy ``7-6=13`` it wrote its own ``7-6=1`` -- so formats 1 and 2, which judged the solution line
+by line, gave verdicts near chance. Re-deriving the answer is the solver's own skill, and copying the
+claimed answer is easy. Comparing two numbers is not: with only the two answers on adjacent lines (format 3)
+the verdict agreed with the comparison 53% of the time, while the match line turns equality into pairs of
+adjacent digits, which the model compares reliably, and the verdict into spotting an ``x``. P(Yes) then
+measures agreement between the solution and the verifier's own derivation, as for the many real GenRMs
+whose rationales re-derive the answer.
 
 ``VERDICT_CUE`` (``"Correct? "``) is followed by exactly one token, ``Yes`` or ``No``. To score a
 critique that lacks a verdict, append the cue (:func:`with_verdict_cue`) and read P(Yes) from a
 one-token continuation.
 
-Critic (ProcessBench style, :func:`critic_prompt`): steps tagged ``[i]`` from 0; completion = the same
-critique lines, then ``\\boxed{k}`` with ``k`` the earliest wrong step or ``-1``.
+Critic (ProcessBench style, :func:`critic_prompt`): steps tagged ``[i]`` from 0; completion = one critique
+line per step up to the first wrong one -- the step copied, ``|``, the verifier's own version of that step
+(from the true previous value), ``ok`` or ``wrong`` -- then ``\\boxed{k}`` with ``k`` the earliest wrong step
+or ``-1``::
+
+    [0] 37+48=85 | 37+48=85 ok
+    [1] 85*3=225 | 85*3=255 wrong
+    \\boxed{1}
 
 PRM (:func:`prm_input`): the solver prompt followed by the steps, each followed by the separator token
 ``<step>``; one label (step correct / not) per separator.
@@ -46,7 +63,7 @@ import re
 
 from toyworld.tokenizer import NO_TOKEN, STEP_TOKEN, YES_TOKEN
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 4
 
 # --- solver -------------------------------------------------------------------------------------------
 SOLVER_PROMPT = "Problem: {problem}\nSolution:\n"
@@ -55,14 +72,19 @@ STEP_DELIMITER = "\n"  # one step per line
 
 # --- GenRM verifier -----------------------------------------------------------------------------------
 GENRM_PROMPT = "Problem: {problem}\nSolution:\n{solution}\nCheck:\n"
+CLAIM_PREFIX = "Claimed: "  # first critique line: the solution's final answer, NO_CLAIM when it has none
+NO_CLAIM = "none"
+MATCH_PREFIX = "Match: "  # the digit-by-digit comparison of the verifier's answer with the claim
+MATCH_SAME, MATCH_DIFFERENT, MATCH_PAD = "=", "x", "_"
+NO_MATCH = "-"  # the match line when either answer is missing or not a plain number
 VERDICT_CUE = "Correct? "  # followed by exactly one verdict token
 YES = YES_TOKEN
 NO = NO_TOKEN
+
+# --- critic (ProcessBench style) ----------------------------------------------------------------------
 CRITIQUE_LINE = "[{index}] {step} | {expected} {mark}"  # mark: CRITIQUE_OK / CRITIQUE_WRONG
 CRITIQUE_OK = "ok"
 CRITIQUE_WRONG = "wrong"
-
-# --- critic (ProcessBench style) ----------------------------------------------------------------------
 CRITIC_PROMPT = "Problem: {problem}\nSteps:\n{tagged_steps}\nFirst wrong step?\n"
 CRITIC_STEP_TAG = "[{index}] {step}"
 
@@ -104,9 +126,28 @@ def critique_line(index: int, step: str, expected: str, ok: bool) -> str:
                                 mark=CRITIQUE_OK if ok else CRITIQUE_WRONG)
 
 
-def genrm_target(critique_lines: list[str], correct: bool) -> str:
-    """A full GenRM completion: critique lines, then the verdict cue and the verdict token."""
-    return "".join(line + "\n" for line in critique_lines) + VERDICT_CUE + (YES if correct else NO)
+def match_line(own: str | None, claimed: str | None) -> str:
+    """The digit-by-digit comparison of the verifier's answer with the claimed one (see the module doc)."""
+    if own is None or claimed is None or not (own.isdigit() and claimed.isdigit()):
+        return MATCH_PREFIX + NO_MATCH
+    w = max(len(own), len(claimed))
+    pairs = zip(own.rjust(w, MATCH_PAD), claimed.rjust(w, MATCH_PAD))
+    return MATCH_PREFIX + " ".join(a + b + (MATCH_SAME if a == b else MATCH_DIFFERENT) for a, b in pairs)
+
+
+def genrm_target(claimed: str | None, own_steps: list[str]) -> str:
+    """A full GenRM completion for a solution claiming ``claimed``, re-derived as ``own_steps``: the claim, the
+    steps, the claim again, the match line, the verdict cue and the verdict (Yes iff the answers agree)."""
+    own = extract_answer("\n".join(own_steps))
+    claim = CLAIM_PREFIX + (claimed if claimed is not None else NO_CLAIM)
+    lines = [claim, *own_steps, claim, match_line(own, claimed)]
+    agree = own is not None and own == claimed
+    return "".join(line + "\n" for line in lines) + VERDICT_CUE + (YES if agree else NO)
+
+
+def critique_claims(critique: str) -> list[str]:
+    """The values of a GenRM critique's ``Claimed:`` lines (the claim it read, then the claim it repeated)."""
+    return [line[len(CLAIM_PREFIX):].strip() for line in critique.split("\n") if line.startswith(CLAIM_PREFIX)]
 
 
 def with_verdict_cue(critique: str) -> str:

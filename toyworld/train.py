@@ -9,8 +9,9 @@ Stages (deterministic seeds, torch on 2 CPU threads, bf16 autocast on CPU):
    completion only.
 2. sampling: the solver's OWN solutions to fresh training problems, sampled with vLLM (temperature 1.0),
    labelled exactly by ``toyworld.task.label_solution``.
-3. verifier: initialised from the solver, fine-tuned on (a) GenRM targets -- critique lines + ``Correct?``
-   + Yes/No, balanced Yes/No -- and (b) critic targets (critique lines + ``\\boxed{k}``).
+3. verifier: initialised from the solver, fine-tuned on (a) GenRM targets -- the claimed answer, the
+   reference solution as its own, ``Correct?`` + Yes/No, balanced Yes/No -- and (b) critic targets
+   (per-step critique lines + ``\\boxed{k}``).
 4. PRM: ``LlamaForTokenClassification`` (2 classes, head ``score``) initialised from the solver's backbone,
    trained on the same sampled solutions with one label per ``<step>`` separator (1 = step correct).
 
@@ -58,6 +59,12 @@ RECIPE = dict(
     verifier_batch=32,
     verifier_lr=1e-3,
     critic_fraction=0.3,
+    # loss weight of the deciding part of a verifier target (GenRM: repeated claim, match line, verdict;
+    # critic: the first wrong, or last, critique line + the boxed index): the few tokens that decide
+    decision_weight=5.0,
+    # of the GenRM targets, this fraction take as their chain a wrong sample of the solver's for the same
+    # problem (when there is one) instead of the reference solution (genrm_example)
+    wrong_chain_fraction=0.5,
     # Of the wrong examples the verifier and PRM see, this fraction are the solver's correct solutions with
     # one synthetic slip (task.corrupt). Tried at 0.5 against the verifier's habit of recomputing a step
     # instead of reading it: AUROC 0.577 / 0.598 (V=1 / 8) vs 0.586 / 0.658 without, so off by default.
@@ -120,27 +127,59 @@ def training_problems(rng: random.Random, exclude: set[str], weights: dict[int, 
 
 
 # --- batching -------------------------------------------------------------------------------------------
-def encode_pair(tok, prompt: str, completion: str, eos: bool = True) -> tuple[list[int], list[int]]:
+def encode_pair(tok, prompt: str, completion: str, eos: bool = True,
+                weights: tuple[tuple[int, float], ...] = ((0, 1.0),)) -> tuple[list[int], list[int], list[float]]:
+    """Token ids, labels (-100 on the prompt) and per-token loss weights. ``weights``: (character offset,
+    weight) pairs in increasing offset, the first at 0; the completion's tokens from each offset on get that
+    weight, the eos the last one. The tokenizer is character level, so cutting at line ends changes no token."""
     p = tok.encode(prompt, add_special_tokens=True)
-    c = tok.encode(completion, add_special_tokens=False) + ([tok.eos_token_id] if eos else [])
-    return p + c, [-100] * len(p) + c
+    c, w = [], [1.0] * len(p)
+    bounds = [o for o, _ in weights[1:]] + [len(completion)]
+    for (start, weight), end in zip(weights, bounds):
+        ids = tok.encode(completion[start:end], add_special_tokens=False)
+        c += ids
+        w += [weight] * len(ids)
+    if eos:
+        c.append(tok.eos_token_id)
+        w.append(weights[-1][1])
+    return p + c, [-100] * len(p) + c, w
 
 
-def collate(seqs: list[tuple[list[int], list[int]]], pad_id: int):
-    n = max(len(s) for s, _ in seqs)
+def decision_start(completion: str) -> int:
+    """Where a critic completion's deciding part starts: its last two lines, the first wrong (or the last)
+    critique line and the boxed index."""
+    return completion.rfind("\n", 0, completion.rfind("\n")) + 1
+
+
+def collate(seqs: list[tuple], pad_id: int):
+    """Right-padded (input_ids, labels, loss weights) tensors; a sequence without weights weighs 1."""
+    n = max(len(s[0]) for s in seqs)
     n = -(-n // 32) * 32  # few distinct shapes
     ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
     lab = torch.full((len(seqs), n), -100, dtype=torch.long)
-    att = torch.zeros((len(seqs), n), dtype=torch.long)
-    for i, (s, l) in enumerate(seqs):
+    wts = torch.zeros((len(seqs), n), dtype=torch.float32)
+    for i, (s, l, *w) in enumerate(seqs):
         ids[i, : len(s)] = torch.tensor(s)
         lab[i, : len(l)] = torch.tensor(l)
-        att[i, : len(s)] = 1
-    return ids, lab, att
+        wts[i, : len(s)] = torch.tensor(w[0]) if w else 1.0
+    return ids, lab, wts
+
+
+def length_bucketed(examples, batch: int, rng: random.Random, pad_id: int, pool: int = 8):
+    """Collated batches from an endless iterator of encoded examples: each ``pool`` batches' worth is sorted
+    by length and cut into batches, served in random order, so a batch holds sequences of similar length (with
+    mixed levels and target kinds, 38% of a verifier batch was padding)."""
+    while True:
+        seqs = sorted((next(examples) for _ in range(batch * pool)), key=lambda x: len(x[0]))
+        chunks = [seqs[i:i + batch] for i in range(0, len(seqs), batch)]
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            yield collate(chunk, pad_id)
 
 
 def train_loop(model, batches, steps: int, lr: float, log_name: str, warmup: int = 50, log_every: int = 50):
-    """AdamW + linear warmup + cosine decay; ``batches`` yields (input_ids, labels, attention_mask)."""
+    """AdamW + linear warmup + cosine decay; ``batches`` yields (input_ids, labels, loss weights); the loss is
+    the weighted mean of the token losses (the plain mean when all weights are 1)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     warmup = min(warmup, max(steps // 10, 1))
 
@@ -154,15 +193,18 @@ def train_loop(model, batches, steps: int, lr: float, log_name: str, warmup: int
     losses = []
     t0 = time.time()
     for step in range(steps):
-        ids, lab, att = next(batches)
+        ids, lab, wts = next(batches)
         # right padding + causal attention: pads never reach real tokens, so no mask is needed
         # (a padding mask would push SDPA off its fast causal kernel)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(input_ids=ids)
         logits = out.logits.float()
         if logits.dim() == 3 and logits.shape[-1] == model.config.vocab_size:  # causal LM: shift
-            logits, lab = logits[:, :-1], lab[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
+            logits, lab, wts = logits[:, :-1], lab[:, 1:], wts[:, 1:]
+        tok_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
+                                                     ignore_index=-100, reduction="none")
+        w = wts.reshape(-1) * (lab.reshape(-1) != -100)
+        loss = (tok_loss * w).sum() / w.sum()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -255,18 +297,31 @@ def balanced_draw(rng: random.Random, good: list[dict], bad: list[dict], synthet
 
 
 # --- stage 3: verifier ------------------------------------------------------------------------------------
-def genrm_example(row) -> tuple[str, str]:
+def genrm_example(row, chain: dict | None, decision_weight: float):
+    """GenRM target (prompt, completion, loss weights): ``formats.genrm_target`` with the reference solution,
+    or with ``chain``, a wrong sample of the solver's for the same problem, as the verifier's own steps.
+
+    A wrong chain is context only (loss weight 0): from it the verifier learns that the match line compares
+    the answer it wrote, not the one it believes, without learning to make the chain's mistakes. The repeated
+    claim, the match line and the verdict weigh ``decision_weight``: at weight 1 the repeated claim copied the
+    verifier's own answer (the nearest number) instead of the claim in 43% of critiques."""
     p, lab = row["problem"], row["label"]
-    fw = lab.first_wrong
-    lines = task.critique_lines(p, lab.steps, fw)
-    ok = lab.correct and fw == -1
-    return formats.genrm_prompt(p.text, row["text"]), formats.genrm_target(lines, ok)
+    own = p.reference_steps() if chain is None else chain["label"].steps
+    comp = formats.genrm_target(lab.answer, own)
+    starts = [0]
+    for line in comp.split("\n")[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    # lines: claim, own steps..., claim, match, verdict
+    weights = ((0, 1.0), (starts[1], 1.0 if chain is None else 0.0), (starts[-3], decision_weight))
+    return formats.genrm_prompt(p.text, row["text"]), comp, weights
 
 
-def critic_example(row) -> tuple[str, str]:
+def critic_example(row, decision_weight: float):
+    """Critic target (prompt, completion, loss weights): critique lines up to the first wrong step, then
+    ``\\boxed{k}``."""
     p, lab = row["problem"], row["label"]
-    lines = task.critique_lines(p, lab.steps, lab.first_wrong)
-    return formats.critic_prompt(p.text, lab.steps), formats.critic_target(lines, lab.first_wrong)
+    comp = formats.critic_target(task.critique_lines(p, lab.steps, lab.first_wrong), lab.first_wrong)
+    return formats.critic_prompt(p.text, lab.steps), comp, ((0, 1.0), (decision_start(comp), decision_weight))
 
 
 def train_verifier(tok, r, rows, solver_path: Path, out: Path):
@@ -277,21 +332,24 @@ def train_verifier(tok, r, rows, solver_path: Path, out: Path):
     good = [x for x in rows if x["label"].correct and x["label"].first_wrong == -1]
     bad = [x for x in rows if not (x["label"].correct and x["label"].first_wrong == -1)]
     print(f"[verifier] {len(good)} correct / {len(bad)} wrong sampled solutions", flush=True)
+    bad_by_problem: dict[str, list[dict]] = {}
+    for x in bad:
+        bad_by_problem.setdefault(x["problem"].text, []).append(x)
     rng = random.Random(f"verifier-data/{r['seed']}")
 
-    def batches():
+    def examples():
         while True:
-            seqs = []
-            for _ in range(r["verifier_batch"]):
-                row = balanced_draw(rng, good, bad, r["synthetic_wrong_fraction"])
-                if rng.random() < r["critic_fraction"]:
-                    prompt, comp = critic_example(row)
-                else:
-                    prompt, comp = genrm_example(row)
-                seqs.append(encode_pair(tok, prompt, comp))
-            yield collate(seqs, tok.pad_token_id)
+            row = balanced_draw(rng, good, bad, r["synthetic_wrong_fraction"])
+            if rng.random() < r["critic_fraction"]:
+                prompt, comp, weights = critic_example(row, r["decision_weight"])
+            else:
+                wrong = [x for x in bad_by_problem.get(row["problem"].text, ()) if x is not row]
+                chain = rng.choice(wrong) if wrong and rng.random() < r["wrong_chain_fraction"] else None
+                prompt, comp, weights = genrm_example(row, chain, r["decision_weight"])
+            yield encode_pair(tok, prompt, comp, weights=weights)
 
-    losses = train_loop(model, batches(), r["verifier_steps"], r["verifier_lr"], "verifier")
+    batches = length_bucketed(examples(), r["verifier_batch"], rng, tok.pad_token_id)
+    losses = train_loop(model, batches, r["verifier_steps"], r["verifier_lr"], "verifier")
     save_model(model, tok, out)
     return losses
 
@@ -344,18 +402,15 @@ def train_prm(tok, r, rows, solver_path: Path, out: Path):
     good = [x for x in rows if x["label"].first_wrong == -1]
     bad = [x for x in rows if x["label"].first_wrong != -1]
 
-    def batches():
+    def examples():
         while True:
-            seqs = []
-            for _ in range(r["prm_batch"]):
-                row = balanced_draw(rng, good, bad, r["synthetic_wrong_fraction"])
-                lab = row["label"]
-                if not lab.steps:
-                    continue
-                seqs.append(prm_encode(tok, row["problem"], lab.steps, lab.step_correct))
-            yield collate(seqs, tok.pad_token_id)
+            row = balanced_draw(rng, good, bad, r["synthetic_wrong_fraction"])
+            lab = row["label"]
+            if lab.steps:
+                yield prm_encode(tok, row["problem"], lab.steps, lab.step_correct)
 
-    losses = train_loop(model, batches(), r["prm_steps"], r["prm_lr"], "prm")
+    batches = length_bucketed(examples(), r["prm_batch"], rng, tok.pad_token_id)
+    losses = train_loop(model, batches, r["prm_steps"], r["prm_lr"], "prm")
     save_model(model, tok, out)
     # vLLM's classify adapter wraps the causal-LM class and loads the head named `score`
     cfgp = out / "config.json"
