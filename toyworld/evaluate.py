@@ -3,14 +3,16 @@
     python -m toyworld.evaluate                     # all of it, seed 0 -> toyworld/checkpoints/metrics.json
     python -m toyworld.evaluate --parts solver --k 8 --limit 20   # quick look
 
-Solver: k samples per problem of ``data/toy/toy_test.jsonl`` (temperature 1.0) -> per level pass@1 (mean
-per-sample accuracy), maj@k and pass@k (unbiased estimator) for k in 1, 4, 8, 16, 32.
-Verifier (GenRM): on the first N=8 solver samples of each problem of the best-of-N levels, V=8 sampled
+Solver: 64 samples per problem of ``data/toy/toy_test.jsonl`` (temperature 1.0) -> per level pass@1 (mean
+per-sample accuracy), maj@k and pass@k for k in 1, 4, 8, 16, 32, both exact expectations over k-subsets of
+the 64 samples (the analysis stage's estimators; majority ties split).
+Verifier (GenRM): on the first N=16 solver samples of each problem of the best-of-N levels, V=8 sampled
 critiques each; P(Yes) is read at the verdict position (normalised over Yes/No). AUROC of P(Yes) (V=1 and
-mean of V=8) vs correctness; best-of-N accuracy with V=1 and with mean P(Yes) over V=8, and the paired
-bootstrap CI over problems of the difference.
+mean of V=8) vs correctness; best-of-8 accuracy with a solution's score the mean P(Yes) of V = 1, 2, 4, 8 of
+its critiques, by the analysis stage's estimator (expected over random 8-subsets of the 16 candidates and
+V-subsets of the critiques), beside majority@8, and the paired bootstrap CI over problems of V=8 - V=1.
 Critic and PRM: ProcessBench F1 on ``data/toy/toy_processbench_test.jsonl`` (PRM threshold tuned on the
-tune split); PRM best-of-N (min step score) on the same candidates.
+tune split); PRM best-of-8 (min step score) on the same candidates.
 """
 
 from __future__ import annotations
@@ -36,16 +38,6 @@ CRITIQUE_MAX_TOKENS = 288  # a level-5 critique is <= ~240 tokens; its prompt + 
 
 
 # --- metrics (the analysis package's implementations, wrapped for plain lists) ---------------------------
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k of one problem with c correct out of n samples."""
-    return float(estimators.pass_at_k(np.array([n]), np.array([c]), [k]).value[0, 0])
-
-
-def majority(answers: list[str | None]) -> str | None:
-    votes = Counter(a for a in answers if a is not None)
-    return votes.most_common(1)[0][0] if votes else None  # ties: first answer seen
-
-
 def auroc(scores: list[float], labels: list[bool]) -> float:
     return verifier_quality.auroc(np.asarray(scores, float), np.asarray(labels, bool))
 
@@ -119,6 +111,67 @@ def greedy_accuracy(llm, rows: list[dict]) -> dict[int, float]:
     return {lv: sum(v) / len(v) for lv, v in sorted(acc.items())}
 
 
+def critique_diagnostics(claims: list[str | None], answers: list[str], critiques: list[list[str]]) -> dict:
+    """Where a GenRM critique goes wrong, for solutions claiming ``claims`` (None: no answer) of problems
+    with reference ``answers``: how often the verifier's own answer is right, how often it repeats the claim
+    faithfully, and how often its verdict follows its own comparison (Yes iff the answer it wrote equals the
+    claim it repeated). The verdict can only be as good as the first of these once the other two are ~1."""
+    own_right = copied = follows = n = 0
+    for claim, answer, texts in zip(claims, answers, critiques):
+        for text in texts:
+            n += 1
+            own, written = formats.extract_answer(text), formats.critique_claims(text)
+            repeated = written[1] if len(written) > 1 else None
+            said = formats.parse_verdict(text)
+            own_right += own == answer
+            copied += repeated == (formats.NO_CLAIM if claim is None else claim)
+            follows += said is not None and said == (own is not None and own == repeated)
+    return dict(own_answer_correct=own_right / max(n, 1), claim_repeated_faithfully=copied / max(n, 1),
+                verdict_follows_own_comparison=follows / max(n, 1), n_critiques=n)
+
+
+def candidate_grid(items: list, per_item: list[list[float]]) -> tuple[np.ndarray, ...]:
+    """(values (P, N, M), present, correct (P, N), valid, classes) from candidate items ``(sample, j)`` and
+    each item's list of M scores, one row per problem in order of appearance: the estimators' layout."""
+    rows: dict[str, list[int]] = {}
+    for idx, (s, _) in enumerate(items):
+        rows.setdefault(s["row"]["unique_id"], []).append(idx)
+    n, m = max(len(ix) for ix in rows.values()), max(len(x) for x in per_item)
+    values = np.zeros((len(rows), n, m))
+    present = np.zeros((len(rows), n, m), dtype=bool)
+    correct = np.zeros((len(rows), n), dtype=bool)
+    valid = np.zeros((len(rows), n), dtype=bool)
+    classes = np.full((len(rows), n), -1)
+    for p, ix in enumerate(rows.values()):
+        ids: dict[str, int] = {}
+        for c, idx in enumerate(ix):
+            s, j = items[idx]
+            x = per_item[idx]
+            values[p, c, :len(x)], present[p, c, :len(x)] = x, True
+            correct[p, c], valid[p, c] = s["labels"][j].correct, True
+            answer = s["labels"][j].answer
+            classes[p, c] = -1 if answer is None else ids.setdefault(answer, len(ids))
+    return values, present, correct, valid, classes
+
+
+def best_of_n_table(items: list, scores: list[list[float]], k: int, v: int, seed: int) -> dict:
+    """Best-of-k over the candidates with a solution's score the mean P(Yes) of a random V-subset of its
+    verifications, for V = 1, 2, 4, ..., v: the analysis stage's estimator (expected over candidate and
+    verification subsets, ties split), beside majority, a random candidate and the oracle at the same k;
+    V=v minus V=1 with a paired bootstrap CI over problems."""
+    values, present, correct, valid, classes = candidate_grid(items, scores)
+    vs = sorted({1, v} | {x for x in (2, 4) if x < v})
+    bon = estimators.best_of_n_at_v(values, present, correct, valid, [k], vs, np.random.default_rng(seed),
+                                    draws=64).value[:, :, 0]
+    n, c = valid.sum(axis=1), correct.sum(axis=1)
+    res = {f"bon_v{x}": float(bon[:, i].mean()) for i, x in enumerate(vs)}
+    res.update(bon_k=k, bon_random=float((c / n).mean()),
+               bon_majority=float(estimators.majority_vote(classes, correct, valid, [k]).value[:, 0].mean()),
+               bon_oracle=float(estimators.pass_at_k(n, c, [k]).value[:, 0].mean()), n_problems=len(n))
+    res[f"bon_v{v}_minus_v1"] = paired_bootstrap(list(bon[:, 0]), list(bon[:, -1]), seed=seed)
+    return res
+
+
 def checkpoint_digests(ckpt: Path) -> dict[str, str]:
     """sha256 of each model's weights, so recorded metrics can be tied to the files they measured."""
     return {name: hashlib.sha256((ckpt / name / "model.safetensors").read_bytes()).hexdigest()
@@ -145,11 +198,16 @@ def eval_solver(ckpt: Path, rows: list[dict], k: int, temperature: float, seed: 
     per_level = {}
     for lv in sorted({r["level"] for r in rows}):
         ss = [s for s in samples if s["row"]["level"] == lv]
-        m = dict(n_problems=len(ss), pass1=sum(sum(l.correct for l in s["labels"]) / k for s in ss) / len(ss))
-        for kk in [x for x in KS if x <= k]:
-            m[f"pass@{kk}"] = sum(pass_at_k(k, sum(l.correct for l in s["labels"]), kk) for s in ss) / len(ss)
-            m[f"maj@{kk}"] = sum(
-                majority([l.answer for l in s["labels"][:kk]]) == s["row"]["answer"] for s in ss) / len(ss)
+        _, _, correct, valid, classes = candidate_grid([(s, j) for s in ss for j in range(k)], [[0.0]] * (len(ss) * k))
+        ks = [x for x in KS if x <= k]
+        n, c = valid.sum(axis=1), correct.sum(axis=1)
+        # exact expectations over k-subsets of the samples: a single draw of maj@32 from 32 samples would
+        # swing the pass@32 - maj@32 gap by several points between seeds
+        pass_k = estimators.pass_at_k(n, c, ks).value.mean(axis=0)
+        maj_k = estimators.majority_vote(classes, correct, valid, ks).value.mean(axis=0)
+        m = dict(n_problems=len(ss), pass1=float((c / n).mean()))
+        for i, kk in enumerate(ks):
+            m[f"pass@{kk}"], m[f"maj@{kk}"] = float(pass_k[i]), float(maj_k[i])
         m["step_format_ok"] = sum(all(task._STEP_RE.match(x) or task._ANSWER_RE.match(x) for x in l.steps)
                                   for s in ss for l in s["labels"]) / (len(ss) * k)
         m["greedy"] = greedy[lv]
@@ -158,7 +216,7 @@ def eval_solver(ckpt: Path, rows: list[dict], k: int, temperature: float, seed: 
 
 
 def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: int, temperature: float,
-                  seed: int, pb_test: list[dict] | None) -> tuple[dict, dict]:
+                  seed: int, pb_test: list[dict] | None, bon_k: int = 8) -> tuple[dict, dict]:
     from vllm import SamplingParams
 
     llm = make_llm(ckpt / "verifier", seed)
@@ -168,7 +226,7 @@ def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: 
     t = time.time()
     sp = SamplingParams(n=v, temperature=temperature, max_tokens=CRITIQUE_MAX_TOKENS, logprobs=5)
     outs = llm.generate(prompts, sp, use_tqdm=False)
-    scores, redo, agree = [], [], []
+    scores, redo, agree, texts = [], [], [], []
     for i, out in enumerate(outs):
         row = []
         for q, o in enumerate(out.outputs):
@@ -180,6 +238,7 @@ def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: 
                 redo.append((i, q, prompts[i] + formats.with_verdict_cue(o.text)))
             row.append(p)
         scores.append(row)
+        texts.append([o.text for o in out.outputs])
     if redo:
         for (i, q, _), p in zip(redo, p_yes_after_cue(llm, [x[2] for x in redo], tok)):
             scores[i][q] = p
@@ -190,25 +249,9 @@ def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: 
                verify_s=round(verify_s, 1), p_yes_agrees_with_sampled_verdict=sum(agree) / max(len(agree), 1))
     res["auroc_v1"] = auroc([x[0] for x in scores], correct)
     res[f"auroc_v{v}"] = auroc([sum(x) / len(x) for x in scores], correct)
-    # best-of-N per problem
-    by_problem: dict[str, list[int]] = {}
-    for idx, (s, j) in enumerate(items):
-        by_problem.setdefault(s["row"]["unique_id"], []).append(idx)
-    acc1, accv, oracle, first = [], [], [], []
-    for uid, idxs in by_problem.items():
-        c = [correct[i] for i in idxs]
-        s1 = [scores[i][0] for i in idxs]
-        sv = [sum(scores[i]) / len(scores[i]) for i in idxs]
-        acc1.append(float(c[max(range(len(idxs)), key=lambda t: s1[t])]))
-        accv.append(float(c[max(range(len(idxs)), key=lambda t: sv[t])]))
-        oracle.append(float(any(c)))
-        first.append(float(c[0]))
-    res["bon_v1"] = sum(acc1) / len(acc1)
-    res[f"bon_v{v}"] = sum(accv) / len(accv)
-    res["bon_oracle"] = sum(oracle) / len(oracle)
-    res["bon_random"] = sum(first) / len(first)
-    res[f"bon_v{v}_minus_v1"] = paired_bootstrap(acc1, accv, seed=seed)
-    res["n_problems"] = len(acc1)
+    res.update(best_of_n_table(items, scores, bon_k, v, seed))
+    res["critiques"] = critique_diagnostics([s["labels"][j].answer for s, j in items],
+                                            [s["row"]["answer"] for s, _ in items], texts)
     # critic mode on ProcessBench-format data (greedy)
     if pb_test:
         outs = llm.generate([formats.critic_prompt(r["problem"], r["steps"]) for r in pb_test],
@@ -220,7 +263,7 @@ def eval_verifier(ckpt: Path, samples: list, levels: list[int], n_cand: int, v: 
 
 
 def eval_prm(ckpt: Path, pb_tune: list[dict], pb_test: list[dict], samples: list, levels: list[int],
-             n_cand: int) -> dict:
+             n_cand: int, bon_k: int = 8) -> dict:
     from vllm import LLM
     from vllm.config import PoolerConfig
 
@@ -256,11 +299,8 @@ def eval_prm(ckpt: Path, pb_tune: list[dict], pb_test: list[dict], samples: list
         agg = [min(x) if x else 0.0 for x in sc]
         correct = [s["labels"][j].correct for s, j in items]
         res["auroc_min_score"] = auroc(agg, correct)
-        by_problem: dict[str, list[int]] = {}
-        for idx, (s, j) in enumerate(items):
-            by_problem.setdefault(s["row"]["unique_id"], []).append(idx)
-        acc = [float(correct[max(ix, key=lambda t: agg[t])]) for ix in by_problem.values()]
-        res["bon_min_score"] = sum(acc) / len(acc)
+        values, _, ok, valid, _ = candidate_grid(items, [[x] for x in agg])
+        res["bon_min_score"] = float(estimators.best_of_n(values[:, :, 0], ok, valid, [bon_k])[:, 0].mean())
     free(llm)
     return res
 
@@ -286,13 +326,18 @@ def markdown(m: dict) -> str:
         out.append(f"\nVerifier (levels {v['levels']}, {v['n_problems']} problems x N={v['n_candidates']} solutions, "
                    f"solution accuracy {v['solution_accuracy']:.3f}):\n")
         out.append(f"- AUROC of P(Yes) vs correctness: V=1 {v['auroc_v1']:.3f}; mean of V={V} {v[f'auroc_v{V}']:.3f}")
-        out.append(f"- best-of-{v['n_candidates']}: V=1 {v['bon_v1']:.3f}, V={V} {v[f'bon_v{V}']:.3f} "
-                   f"(difference {b['diff']:+.3f}, paired bootstrap 95% CI [{b['lo']:+.3f}, {b['hi']:+.3f}]); "
-                   f"first sample {v['bon_random']:.3f}, oracle {v['bon_oracle']:.3f}")
+        by_v = ", ".join(f"V={x} {v[f'bon_v{x}']:.3f}" for x in sorted({1, 2, 4, V}) if f"bon_v{x}" in v)
+        out.append(f"- best-of-{v['bon_k']} of the {v['n_candidates']}: {by_v} (V={V} - V=1 {b['diff']:+.3f}, "
+                   f"paired bootstrap 95% CI [{b['lo']:+.3f}, {b['hi']:+.3f}]); majority {v['bon_majority']:.3f}, "
+                   f"random candidate {v['bon_random']:.3f}, oracle {v['bon_oracle']:.3f}")
         if "critic_processbench" in v:
             c = v["critic_processbench"]
             out.append(f"- critic mode on toy ProcessBench test: F1 {c['f1']:.3f} (erroneous {c['acc_erroneous']:.3f}, "
                        f"correct {c['acc_correct']:.3f}, n={c['n']})")
+        d = v["critiques"]
+        out.append(f"- its {d['n_critiques']} critiques: own answer right {d['own_answer_correct']:.3f}, claim repeated "
+                   f"faithfully {d['claim_repeated_faithfully']:.3f}, verdict follows its own comparison "
+                   f"{d['verdict_follows_own_comparison']:.3f}")
     if "prm" in m:
         p = m["prm"]
         t = p["processbench_test"]
@@ -300,7 +345,7 @@ def markdown(m: dict) -> str:
                    f"{t['acc_correct']:.3f}, threshold {p['threshold']:.2f} tuned on the tune split); "
                    f"step AUROC {p['step_auroc_test']:.3f}")
         if "bon_min_score" in p:
-            out.append(f"- best-of-N by min step score: {p['bon_min_score']:.3f}; AUROC of min score "
+            out.append(f"- best-of-{m.get('verifier', {}).get('bon_k', 'N')} by min step score: {p['bon_min_score']:.3f}; AUROC of min score "
                        f"{p['auroc_min_score']:.3f}")
     return "\n".join(out)
 
@@ -311,12 +356,13 @@ def main(argv=None):
     ap.add_argument("--data", default=str(DATA_DIR / "toy_test.jsonl"))
     ap.add_argument("--pb", default=str(DATA_DIR / "toy_processbench"), help="prefix of the _tune/_test files")
     ap.add_argument("--parts", default="solver,verifier,prm")
-    ap.add_argument("--k", type=int, default=32)
+    ap.add_argument("--k", type=int, default=64, help="solver samples per problem")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="problems per level")
     ap.add_argument("--bon-levels", default="3,4,5")
-    ap.add_argument("--n-cand", type=int, default=8)
+    ap.add_argument("--n-cand", type=int, default=16, help="solver samples per problem that are verified")
+    ap.add_argument("--bon-k", type=int, default=8, help="best-of-k over random k-subsets of those candidates")
     ap.add_argument("--v", type=int, default=8)
     ap.add_argument("--verifier-temperature", type=float, default=0.7)
     ap.add_argument("--out", default=None, help="metrics JSON (default CKPT/metrics.json for a full run)")
@@ -341,9 +387,9 @@ def main(argv=None):
         print(markdown(dict(solver=metrics["solver"])), flush=True)
     if "verifier" in parts:
         metrics["verifier"], _ = eval_verifier(ckpt, samples, levels, args.n_cand, args.v, args.verifier_temperature,
-                                               args.seed, pb_test)
+                                               args.seed, pb_test, args.bon_k)
     if "prm" in parts and pb_test:
-        metrics["prm"] = eval_prm(ckpt, pb_tune, pb_test, samples, levels, args.n_cand)
+        metrics["prm"] = eval_prm(ckpt, pb_tune, pb_test, samples, levels, args.n_cand, args.bon_k)
     metrics["eval_s"] = round(time.time() - t0, 1)
     print(markdown(metrics), flush=True)
     out = args.out or (str(ckpt / "metrics.json") if parts == {"solver", "verifier", "prm"} and not args.limit else None)
