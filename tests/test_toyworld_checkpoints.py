@@ -71,11 +71,11 @@ def test_verifier_in_transformers(test_rows):
     for r in [r for r in test_rows if r["level"] == 2][:10]:
         p = task.parse_problem(r["problem"])
         steps = p.reference_steps()
-        crit = "".join(l + "\n" for l in task.critique_lines(p, steps, -1))
-        good.append(_p_yes(model, tok, formats.genrm_prompt(p.text, "\n".join(steps)) + crit + formats.VERDICT_CUE))
-        steps[1] = steps[1][:-1] + str((int(steps[1][-1]) + 3) % 10)
-        crit = "".join(l + "\n" for l in task.critique_lines(p, steps, 1))
-        bad.append(_p_yes(model, tok, formats.genrm_prompt(p.text, "\n".join(steps)) + crit + formats.VERDICT_CUE))
+        crit = formats.genrm_target(str(p.answer), steps).removesuffix(formats.YES)
+        good.append(_p_yes(model, tok, formats.genrm_prompt(p.text, "\n".join(steps)) + crit))
+        wrong = steps[:-1] + [f"{formats.ANSWER_PREFIX}{p.answer + 3}"]  # a solution claiming another answer
+        crit = formats.genrm_target(str(p.answer + 3), steps).removesuffix(formats.NO)
+        bad.append(_p_yes(model, tok, formats.genrm_prompt(p.text, "\n".join(wrong)) + crit))
     assert sum(good) / len(good) > 0.8 and sum(bad) / len(bad) < 0.2
 
 
@@ -149,19 +149,19 @@ def test_recorded_evaluation_is_of_the_shipped_files_and_meets_the_targets(metri
     assert round(hardest["pass@32"] - hardest["maj@32"], 9) >= 0.10
 
 
-@pytest.mark.xfail(strict=True, reason="open in the embedded-model issue: the shipped toy verifier's AUROC is "
-                   "below 0.7 (toyworld/MODEL_CARD.md); strict, so meeting the target turns this into a failure "
-                   "that asks for the marker to go")
 def test_recorded_verifier_meets_the_targets(metrics):
     v = metrics["verifier"]
     assert 0.7 <= v["auroc_v8"] <= 0.95
     assert v["bon_v8_minus_v1"]["lo"] > 0  # V=8 beats V=1 at best-of-8, paired bootstrap CI excludes 0
+    assert v["critiques"]["verdict_follows_own_comparison"] > 0.95  # the verdict is a comparison, not a guess
 
 
 @pytest.mark.slow
 def test_a_live_remeasurement_agrees_with_the_recorded_one(test_rows, metrics):
     """The same evaluation code on the 100 level-5 problems, 8 samples each (other random draws, so a
-    tolerance), and the verifier on 40 of them (the recorded AUROC is over levels 3-5: only non-degeneracy)."""
+    tolerance), and the verifier on 40 of them at V=1: the recorded AUROC is over levels 3-5 and V=8, and a
+    single critique at level 5 is right only as often as the verifier's own level-5 arithmetic, so a wide
+    band; its verdicts must still follow its comparisons."""
     from toyworld.evaluate import eval_solver, eval_verifier
 
     rows = [r for r in test_rows if r["level"] == 5]
@@ -170,4 +170,5 @@ def test_a_live_remeasurement_agrees_with_the_recorded_one(test_rows, metrics):
     assert abs(live["pass1"] - card["pass1"]) <= 0.05, (live, card)
     verifier, _ = eval_verifier(CHECKPOINTS, samples[:40], levels=[5], n_cand=8, v=1, temperature=0.7,
                                 seed=1, pb_test=None)
-    assert 0.5 < verifier["auroc_v1"] < 0.95, verifier  # weak (model card) but better than chance
+    assert 0.6 < verifier["auroc_v1"] < 0.95, verifier
+    assert verifier["critiques"]["verdict_follows_own_comparison"] > 0.95, verifier
