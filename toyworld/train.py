@@ -10,8 +10,9 @@ Stages (deterministic seeds, torch on 2 CPU threads, bf16 autocast on CPU):
 2. sampling: the solver's OWN solutions to fresh training problems, sampled with vLLM (temperature 1.0),
    labelled exactly by ``toyworld.task.label_solution``.
 3. verifier: initialised from the solver, fine-tuned on (a) GenRM targets -- the claimed answer, the
-   reference solution as its own, ``Correct?`` + Yes/No, balanced Yes/No -- and (b) critic targets
-   (per-step critique lines + ``\\boxed{k}``).
+   reference solution (or, as context only, a wrong sample) as its own, the claim again, the match line,
+   ``Correct?`` + Yes/No, balanced correct/wrong solutions -- and (b) critic targets (per-step critique
+   lines + ``\\boxed{k}``).
 4. PRM: ``LlamaForTokenClassification`` (2 classes, head ``score``) initialised from the solver's backbone,
    trained on the same sampled solutions with one label per ``<step>`` separator (1 = step correct).
 
