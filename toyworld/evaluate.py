@@ -124,15 +124,18 @@ def critique_diagnostics(claims: list[str | None], answers: list[str], critiques
             repeated = written[1] if len(written) > 1 else None
             said = formats.parse_verdict(text)
             own_right += own == answer
-            copied += repeated == (formats.NO_CLAIM if claim is None else claim)
+            copied += repeated == formats.claim_value(claim)
             follows += said is not None and said == (own is not None and own == repeated)
     return dict(own_answer_correct=own_right / max(n, 1), claim_repeated_faithfully=copied / max(n, 1),
                 verdict_follows_own_comparison=follows / max(n, 1), n_critiques=n)
 
 
-def candidate_grid(items: list, per_item: list[list[float]]) -> tuple[np.ndarray, ...]:
+def candidate_grid(items: list, per_item: list[list[float]] | None = None) -> tuple[np.ndarray, ...]:
     """(values (P, N, M), present, correct (P, N), valid, classes) from candidate items ``(sample, j)`` and
-    each item's list of M scores, one row per problem in order of appearance: the estimators' layout."""
+    each item's list of M scores (none: M = 0), one row per problem in order of appearance: the estimators'
+    layout."""
+    if per_item is None:
+        per_item = [[]] * len(items)
     rows: dict[str, list[int]] = {}
     for idx, (s, _) in enumerate(items):
         rows.setdefault(s["row"]["unique_id"], []).append(idx)
@@ -198,7 +201,7 @@ def eval_solver(ckpt: Path, rows: list[dict], k: int, temperature: float, seed: 
     per_level = {}
     for lv in sorted({r["level"] for r in rows}):
         ss = [s for s in samples if s["row"]["level"] == lv]
-        _, _, correct, valid, classes = candidate_grid([(s, j) for s in ss for j in range(k)], [[0.0]] * (len(ss) * k))
+        _, _, correct, valid, classes = candidate_grid([(s, j) for s in ss for j in range(k)])
         ks = [x for x in KS if x <= k]
         n, c = valid.sum(axis=1), correct.sum(axis=1)
         # exact expectations over k-subsets of the samples: a single draw of maj@32 from 32 samples would
@@ -301,6 +304,7 @@ def eval_prm(ckpt: Path, pb_tune: list[dict], pb_test: list[dict], samples: list
         res["auroc_min_score"] = auroc(agg, correct)
         values, _, ok, valid, _ = candidate_grid(items, [[x] for x in agg])
         res["bon_min_score"] = float(estimators.best_of_n(values[:, :, 0], ok, valid, [bon_k])[:, 0].mean())
+        res["bon_k"] = bon_k
     free(llm)
     return res
 
@@ -345,7 +349,7 @@ def markdown(m: dict) -> str:
                    f"{t['acc_correct']:.3f}, threshold {p['threshold']:.2f} tuned on the tune split); "
                    f"step AUROC {p['step_auroc_test']:.3f}")
         if "bon_min_score" in p:
-            out.append(f"- best-of-{m.get('verifier', {}).get('bon_k', 'N')} by min step score: {p['bon_min_score']:.3f}; AUROC of min score "
+            out.append(f"- best-of-{p['bon_k']} by min step score: {p['bon_min_score']:.3f}; AUROC of min score "
                        f"{p['auroc_min_score']:.3f}")
     return "\n".join(out)
 

@@ -135,11 +135,16 @@ def match_line(own: str | None, claimed: str | None) -> str:
     return MATCH_PREFIX + " ".join(a + b + (MATCH_SAME if a == b else MATCH_DIFFERENT) for a, b in pairs)
 
 
+def claim_value(claimed: str | None) -> str:
+    """How a critique's ``Claimed:`` line writes a solution's answer (NO_CLAIM when it has none)."""
+    return NO_CLAIM if claimed is None else claimed
+
+
 def genrm_target(claimed: str | None, own_steps: list[str]) -> str:
     """A full GenRM completion for a solution claiming ``claimed``, re-derived as ``own_steps``: the claim, the
     steps, the claim again, the match line, the verdict cue and the verdict (Yes iff the answers agree)."""
     own = extract_answer("\n".join(own_steps))
-    claim = CLAIM_PREFIX + (claimed if claimed is not None else NO_CLAIM)
+    claim = CLAIM_PREFIX + claim_value(claimed)
     lines = [claim, *own_steps, claim, match_line(own, claimed)]
     agree = own is not None and own == claimed
     return "".join(line + "\n" for line in lines) + VERDICT_CUE + (YES if agree else NO)
